@@ -1,0 +1,11 @@
+"""hf_wcord: Wasserstein Contrastive Representation Distillation (WCoRD) for Hugging Face Transformers."""
+
+from .config import WCoRDConfig
+from .distiller import WCoRDDistiller
+from .heads import ProjectionHead
+from .student import init_student_from_teacher
+from .trainer import WCoRDTrainer
+
+__version__ = "0.1.0"
+
+__all__ = ["ProjectionHead", "WCoRDConfig", "WCoRDDistiller", "WCoRDTrainer", "init_student_from_teacher"]

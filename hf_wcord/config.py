@@ -1,0 +1,216 @@
+"""`WCoRDConfig`: `TrainingArguments` plus every knob of Wasserstein contrastive representation distillation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+LAYER_MAP_CHOICES = ("auto", "uniform", "last")
+POOLING_CHOICES = ("auto", "first", "mean")
+NEGATIVES_CHOICES = ("auto", "bank", "queue")
+SINKHORN_BACKENDS = ("log_domain", "geomloss")
+LIPSCHITZ_CHOICES = ("spectral", "gradient_penalty", "none")
+HEAD_TYPES = ("linear", "mlp")
+GLOBAL_OBJECTIVES = ("infonce", "dual")
+
+
+@dataclass
+class WCoRDConfig(TrainingArguments):
+    r"""
+    Configuration for [`WCoRDTrainer`]: the usual [`~transformers.TrainingArguments`] plus the distillation settings.
+
+    The total objective is
+
+        L = alpha_ce * CE(z_S, y) + alpha_kd * T^2 * KL(softmax(z_T / T) || softmax(z_S / T))
+            + lambda_global * sum_l w_l * L_global^l + lambda_local * sum_l w_l * L_local^l
+
+    where `l` runs over the mapped (teacher layer, student layer) pairs. For regression students (one output, e.g.
+    STS-B) the KD term is the mean squared error between student and teacher predictions.
+    """
+
+    alpha_ce: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the student's own task loss (cross-entropy, or MSE for regression)."},
+    )
+    alpha_kd: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the logit distillation term (Hinton KD; MSE for regression). 0 disables it."},
+    )
+    kd_temperature: float = field(
+        default=4.0, metadata={"help": "Softmax temperature T of the KD term; the term is scaled by T^2."}
+    )
+    lambda_global: float = field(
+        default=0.8,
+        metadata={
+            "help": "Weight of the global contrastive term (dual form of the Wasserstein distance). 0 disables it."
+        },
+    )
+    lambda_local: float = field(
+        default=0.1,
+        metadata={"help": "Weight of the local in-batch Sinkhorn term (primal optimal transport). 0 disables it."},
+    )
+    layer_map: str = field(
+        default="auto",
+        metadata={
+            "help": (
+                "Which hidden states are matched. 'uniform': student layer k <- teacher layer k*L_T/L_S for every "
+                "student layer; 'last': the last hidden state of each model; or explicit pairs "
+                "'teacher:student,...' indexing `hidden_states` (0 is the embedding output), e.g. '4:1,8:2,12:3'. "
+                "'auto' is 'uniform' for text models and 'last' (the penultimate feature) for vision models."
+            )
+        },
+    )
+    layer_weights: list[float] | None = field(
+        default=None,
+        metadata={"help": "Weight w_l of each mapped layer pair, in layer-map order (default: 1/num_pairs each)."},
+    )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": (
+                "How a token sequence (batch, tokens, dim) becomes one vector per example: 'first' (the [CLS] "
+                "token) or 'mean' (mean over non-padding tokens). 'auto': 'first' for text, 'mean' for vision "
+                "tokens. Feature maps (batch, channels, height, width) are always global-average pooled."
+            )
+        },
+    )
+    feat_dim: int = field(default=128, metadata={"help": "Output dimension of the projection heads (critic space)."})
+    head_type: str = field(
+        default="linear",
+        metadata={"help": "Projection head shape: 'linear' or 'mlp' (linear-ReLU-linear, each layer constrained)."},
+    )
+    lipschitz: str = field(
+        default="spectral",
+        metadata={
+            "help": (
+                "How the heads are kept 1-Lipschitz: 'spectral' (spectral normalisation), 'gradient_penalty' "
+                "(one-sided penalty on the heads' input gradients) or 'none' (CRD-style, unconstrained)."
+            )
+        },
+    )
+    standardize_features: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Standardise each pooled feature dimension (batch statistics, no learned parameters) before the "
+                "heads. Without it the large common component of transformer features keeps a norm-bounded head "
+                "from separating examples."
+            )
+        },
+    )
+    gradient_penalty_weight: float = field(
+        default=10.0, metadata={"help": "Weight of the gradient penalty when `lipschitz='gradient_penalty'`."}
+    )
+    contrast_temperature: float = field(
+        default=0.07, metadata={"help": "Temperature tau of the critic g(t, s) = <t, s> / tau."}
+    )
+    global_objective: str = field(
+        default="infonce",
+        metadata={
+            "help": (
+                "'infonce': the contrastive (log-sum-exp) lower bound of the Wasserstein dependency measure; "
+                "'dual': the plain Kantorovich dual, mean positive critic minus mean negative critic (ablation)."
+            )
+        },
+    )
+    num_negatives: int = field(
+        default=16384,
+        metadata={"help": "Number K of negatives per step, sampled from the memory bank (or the queue length)."},
+    )
+    negatives_source: str = field(
+        default="auto",
+        metadata={
+            "help": (
+                "'bank': CRD-style memory bank with one slot per training example, keyed by `index_column`; "
+                "'queue': MoCo-style FIFO queue of the last `num_negatives` embeddings; 'auto': bank when the "
+                "training set has `index_column`, else queue."
+            )
+        },
+    )
+    bank_momentum: float = field(
+        default=0.5, metadata={"help": "Momentum m of the bank update: slot <- normalize(m * slot + (1 - m) * new)."}
+    )
+    index_column: str = field(
+        default="idx",
+        metadata={"help": "Dataset column holding each example's index (0..N-1), used to key the memory bank."},
+    )
+    sinkhorn_eps: float = field(
+        default=0.05, metadata={"help": "Entropic regularisation eps of the in-batch Sinkhorn term."}
+    )
+    sinkhorn_iters: int = field(default=50, metadata={"help": "Maximum number of Sinkhorn iterations."})
+    sinkhorn_tol: float | None = field(
+        default=None,
+        metadata={"help": "Stop Sinkhorn early when the marginal error (L1) falls below this tolerance."},
+    )
+    sinkhorn_backend: str = field(
+        default="log_domain",
+        metadata={
+            "help": (
+                "'log_domain': our own fp32 log-domain solver, L_local = <P*, C>; 'geomloss': geomloss' SamplesLoss, "
+                "whose value is the regularised cost <P*, C> + eps * KL (same gradient, higher value)."
+            )
+        },
+    )
+    sinkhorn_detach_plan: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Treat the transport plan as a constant (envelope theorem: the gradient flows through the cost "
+                "only). False back-propagates through the Sinkhorn iterations (log_domain backend only)."
+            )
+        },
+    )
+    head_learning_rate: float | None = field(
+        default=1e-3,
+        metadata={
+            "help": (
+                "Learning rate of the projection heads (None: `learning_rate`). They start from scratch, so they need "
+                "a larger rate than the fine-tuned student: at 5e-5 the global term barely leaves chance level."
+            )
+        },
+    )
+    check_finite: bool = field(
+        default=True,
+        metadata={"help": "Stop training with an error naming the term when a loss term becomes NaN or infinite."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("alpha_ce", "alpha_kd", "lambda_global", "lambda_local", "gradient_penalty_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}; use 0 to disable the term.")
+        for name in ("kd_temperature", "contrast_temperature", "sinkhorn_eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
+        for name in ("feat_dim", "num_negatives", "sinkhorn_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        if not 0.0 <= self.bank_momentum < 1.0:
+            raise ValueError(f"`bank_momentum` must be in [0, 1), got {self.bank_momentum}.")
+        for name, choices in (
+            ("pooling", POOLING_CHOICES),
+            ("negatives_source", NEGATIVES_CHOICES),
+            ("sinkhorn_backend", SINKHORN_BACKENDS),
+            ("lipschitz", LIPSCHITZ_CHOICES),
+            ("head_type", HEAD_TYPES),
+            ("global_objective", GLOBAL_OBJECTIVES),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"`{name}` must be one of {', '.join(choices)}; got {getattr(self, name)!r}.")
+        if self.layer_map not in LAYER_MAP_CHOICES:
+            from .features import parse_layer_pairs
+
+            parse_layer_pairs(self.layer_map)
+        if self.sinkhorn_backend == "geomloss" and not self.sinkhorn_detach_plan:
+            raise ValueError(
+                "`sinkhorn_backend='geomloss'` differentiates through geomloss' dual potentials only (the envelope "
+                "gradient): set `sinkhorn_detach_plan=True` or use `sinkhorn_backend='log_domain'`."
+            )
+        if self.layer_weights is not None and any(w < 0 for w in self.layer_weights):
+            raise ValueError(f"`layer_weights` must be >= 0, got {self.layer_weights}.")
+
+    @property
+    def uses_representation_terms(self) -> bool:
+        """Whether the global or local term is on (and so projection heads and hidden states are needed)."""
+        return self.lambda_global > 0 or self.lambda_local > 0

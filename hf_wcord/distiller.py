@@ -1,0 +1,143 @@
+"""`WCoRDDistiller`: the training-time module that holds the heads and negative stores and computes the WCoRD terms.
+
+It lives beside the student, never inside it: nothing here reaches `save_pretrained` or `push_to_hub`, but its
+state dict goes into every checkpoint so that a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .config import WCoRDConfig
+from .heads import ProjectionHead, gradient_penalty
+from .losses.contrastive import WassersteinContrastiveLoss
+from .losses.memory import FeatureQueue, MemoryBank
+from .losses.sinkhorn import SinkhornLoss
+
+GatherFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class WCoRDDistiller(nn.Module):
+    r"""Projection heads, negative stores and the two representation terms, for every mapped layer pair l:
+
+        t_l = f_T^l(h_T^l),  s_l = f_S^l(h_S^l)   (unit vectors in R^feat_dim)
+        global = sum_l w_l * L_global(t_l, s_l; negatives from the store of pair l)
+        local  = sum_l w_l * L_local(t_l, s_l)
+        gradient_penalty = sum_l (GP(f_T^l) + GP(f_S^l))   (only with lipschitz='gradient_penalty')
+
+    Args:
+        teacher_dims: width of each pooled teacher feature, one per layer pair.
+        student_dims: width of each pooled student feature, one per layer pair.
+        config: the [`WCoRDConfig`] with the head, loss and negative settings.
+        num_slots: number of memory-bank slots (the dataset size) for `negatives_source='bank'`; None for a queue.
+    """
+
+    def __init__(
+        self,
+        teacher_dims: Sequence[int],
+        student_dims: Sequence[int],
+        config: WCoRDConfig,
+        num_slots: int | None = None,
+    ) -> None:
+        super().__init__()
+        if len(teacher_dims) != len(student_dims) or not teacher_dims:
+            raise ValueError("Need one teacher and one student feature width per layer pair.")
+        num_pairs = len(teacher_dims)
+        weights = config.layer_weights or [1.0 / num_pairs] * num_pairs
+        if len(weights) != num_pairs:
+            raise ValueError(
+                f"`layer_weights` has {len(weights)} entries but the layer map has {num_pairs} pairs: give one "
+                "weight per pair."
+            )
+        self.register_buffer("layer_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
+        self.num_negatives = config.num_negatives
+        self.compute_global = config.lambda_global > 0
+        self.compute_local = config.lambda_local > 0
+        self.use_gradient_penalty = config.lipschitz == "gradient_penalty"
+
+        def head(dim: int) -> ProjectionHead:
+            return ProjectionHead(
+                dim, config.feat_dim, config.head_type, config.lipschitz, config.standardize_features
+            )
+
+        self.teacher_heads = nn.ModuleList(head(dim) for dim in teacher_dims)
+        self.student_heads = nn.ModuleList(head(dim) for dim in student_dims)
+
+        def store() -> nn.Module:
+            if num_slots is not None:
+                return MemoryBank(num_slots, config.feat_dim, config.bank_momentum)
+            return FeatureQueue(config.num_negatives, config.feat_dim)
+
+        self.teacher_stores = nn.ModuleList(store() for _ in range(num_pairs))
+        self.student_stores = nn.ModuleList(store() for _ in range(num_pairs))
+        self.global_loss = WassersteinContrastiveLoss(config.contrast_temperature, config.global_objective)
+        self.local_loss = SinkhornLoss(
+            config.sinkhorn_eps,
+            config.sinkhorn_iters,
+            config.sinkhorn_tol,
+            config.sinkhorn_backend,
+            config.sinkhorn_detach_plan,
+        )
+        self.gather: GatherFn | None = None
+
+    @property
+    def uses_bank(self) -> bool:
+        return isinstance(self.teacher_stores[0], MemoryBank)
+
+    def forward(
+        self,
+        teacher_features: Sequence[torch.Tensor],
+        student_features: Sequence[torch.Tensor],
+        index: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Compute the enabled terms and, in training mode, push this batch into the negative stores."""
+        if self.uses_bank and index is None:
+            raise ValueError(
+                "The memory bank needs each example's dataset index, but the batch has none: keep the index column "
+                "in the dataset (see `index_column`) or set `negatives_source='queue'`."
+            )
+        device = self.layer_weights.device
+        terms: dict[str, torch.Tensor] = {}
+        zero = torch.zeros((), device=device)
+        global_term, local_term, penalty = zero, zero, zero
+        updates = []
+        with torch.autocast(device_type=device.type, enabled=False):
+            for pair, (teacher_feature, student_feature) in enumerate(
+                zip(teacher_features, student_features, strict=True)
+            ):
+                weight = self.layer_weights[pair]
+                t = self.teacher_heads[pair](teacher_feature.detach().float())
+                s = self.student_heads[pair](student_feature.float())
+                if self.compute_global:
+                    slots, excluded = self.teacher_stores[pair].draw(self.num_negatives, index)
+                    teacher_negatives = self.teacher_stores[pair].negatives(slots)
+                    student_negatives = self.student_stores[pair].negatives(slots)
+                    global_term = global_term + weight * self.global_loss(
+                        t, s, teacher_negatives, student_negatives, excluded
+                    )
+                if self.compute_local:
+                    local_term = local_term + weight * self.local_loss(t.detach(), s)
+                if self.use_gradient_penalty and self.training:
+                    penalty = penalty + gradient_penalty(self.teacher_heads[pair], teacher_feature)
+                    penalty = penalty + gradient_penalty(self.student_heads[pair], student_feature)
+                updates.append((t.detach(), s.detach()))
+        if self.compute_global:
+            terms["global"] = global_term
+        if self.compute_local:
+            terms["local"] = local_term
+        if self.use_gradient_penalty and self.training:
+            terms["gradient_penalty"] = penalty
+        if self.training and self.compute_global:
+            self._update_stores(updates, index)
+        return terms
+
+    def _update_stores(self, updates: list[tuple[torch.Tensor, torch.Tensor]], index: torch.Tensor | None) -> None:
+        gather = self.gather or (lambda tensor: tensor)
+        if index is not None:
+            index = gather(index.to(self.layer_weights.device))
+        for pair, (t, s) in enumerate(updates):
+            self.teacher_stores[pair].update(index, gather(t))
+            self.student_stores[pair].update(index, gather(s))

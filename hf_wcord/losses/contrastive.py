@@ -1,0 +1,69 @@
+"""Global term: the dual form of the Wasserstein distance, trained as a contrastive bound against stored negatives."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class WassersteinContrastiveLoss(nn.Module):
+    r"""Global WCoRD term on unit-norm projections t (teacher) and s (student).
+
+    The critic is g(t, s) = <t, s> / tau; the projection heads that produce t and s are kept 1-Lipschitz, so g is
+    a (scaled) 1-Lipschitz critic of the Wasserstein dependency measure
+    I_W(T; S) = sup_g E_{p(t,s)}[g(t, s)] - E_{p(t)p(s)}[g(t, s)].
+
+    `objective="infonce"` (default) trains it as the contrastive bound with K negatives per anchor:
+
+        L_T = -(1/n) sum_i [ g(t_i, s_i) - log( exp g(t_i, s_i) + sum_j exp g(t_i, s'_j) ) ]
+        L_S = -(1/n) sum_i [ g(s_i, t_i) - log( exp g(s_i, t_i) + sum_j exp g(s_i, t'_j) ) ]
+        L_global = (L_T + L_S) / 2
+
+    where s'_j (t'_j) are stored student (teacher) embeddings of other examples. `objective="dual"` is the plain
+    Kantorovich-Rubinstein estimate, without the log-sum-exp:
+
+        L_T = -[ (1/n) sum_i g(t_i, s_i) - (1/(nK)) sum_i sum_j g(t_i, s'_j) ],  L_global = (L_T + L_S) / 2
+
+    Negatives flagged in a mask (an anchor's own stored slot) are left out. Computed in fp32.
+    """
+
+    def __init__(self, temperature: float = 0.07, objective: str = "infonce") -> None:
+        super().__init__()
+        if objective not in ("infonce", "dual"):
+            raise ValueError(f"Unknown global objective {objective!r}: use 'infonce' or 'dual'.")
+        self.temperature = temperature
+        self.objective = objective
+
+    def one_direction(
+        self,
+        anchors: torch.Tensor,
+        positives: torch.Tensor,
+        negatives: torch.Tensor,
+        excluded: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss for anchors `(n, d)` with positives `(n, d)` and shared negatives `(K, d)`; `excluded` is `(n, K)`."""
+        anchors, positives, negatives = anchors.float(), positives.float(), negatives.float()
+        positive_scores = (anchors * positives).sum(dim=1) / self.temperature
+        negative_scores = anchors @ negatives.T / self.temperature
+        if self.objective == "dual":
+            if excluded is None:
+                return negative_scores.mean() - positive_scores.mean()
+            kept = (~excluded).float()
+            negative_mean = (negative_scores * kept).sum(dim=1) / kept.sum(dim=1).clamp_min(1.0)
+            return negative_mean.mean() - positive_scores.mean()
+        if excluded is not None:
+            negative_scores = negative_scores.masked_fill(excluded, float("-inf"))
+        all_scores = torch.cat([positive_scores[:, None], negative_scores], dim=1)
+        return (torch.logsumexp(all_scores, dim=1) - positive_scores).mean()
+
+    def forward(
+        self,
+        teacher_embeddings: torch.Tensor,
+        student_embeddings: torch.Tensor,
+        teacher_negatives: torch.Tensor,
+        student_negatives: torch.Tensor,
+        excluded: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        teacher_anchored = self.one_direction(teacher_embeddings, student_embeddings, student_negatives, excluded)
+        student_anchored = self.one_direction(student_embeddings, teacher_embeddings, teacher_negatives, excluded)
+        return 0.5 * (teacher_anchored + student_anchored)

@@ -1,0 +1,406 @@
+"""`WCoRDTrainer`: a `transformers.Trainer` that distills a frozen teacher into the student with WCoRD."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers.utils import logging
+
+from .config import WCoRDConfig
+from .distiller import WCoRDDistiller
+from .features import get_hidden_states, pooled_features, resolve_layer_map
+from .losses.kd import kd_loss, regression_kd_loss
+from .model_card import CARD_NAME, render_model_card
+from .teacher import prepare_teacher
+
+logger = logging.get_logger(__name__)
+
+DISTILLER_STATE_NAME = "wcord_distiller.safetensors"
+PROBE_EXAMPLES = 2
+
+
+def _is_regression(model: nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    return getattr(config, "problem_type", None) == "regression" or getattr(config, "num_labels", 0) == 1
+
+
+def _load_teacher(name_or_path: str, student: nn.Module) -> PreTrainedModel:
+    from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+
+    is_vision = getattr(student, "main_input_name", "input_ids") == "pixel_values"
+    auto_class = AutoModelForImageClassification if is_vision else AutoModelForSequenceClassification
+    return auto_class.from_pretrained(name_or_path)
+
+
+class ZeroDistillerGradients(TrainerCallback):
+    """Clear the heads' gradients after each optimizer step: the Trainer itself only zeroes the student's."""
+
+    def __init__(self, distiller: WCoRDDistiller) -> None:
+        self.distiller = distiller
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.distiller.zero_grad(set_to_none=True)
+
+
+class WCoRDTrainer(Trainer):
+    r"""Distill a frozen `teacher_model` into `model` (the student) with Wasserstein Contrastive Representation
+    Distillation.
+
+    Each training step runs the student and the teacher on the same batch and minimises
+
+        L = alpha_ce * CE + alpha_kd * KD + lambda_global * global + lambda_local * local (+ GP weight * GP)
+
+    (see [`WCoRDConfig`]). The projection heads and the memory bank (or queue) live in `self.distiller`, are trained
+    with the student and saved in every checkpoint, but never with the student: `save_model` and `push_to_hub` write
+    the student alone, with a model card.
+
+    Evaluation runs the student alone; `eval_loss` is its own task loss.
+
+    To add a term, subclass and override [`compute_loss_terms`]: return the parent's terms plus yours. Each term is
+    multiplied by `loss_weights[name]` (1.0 for names it does not know) and logged as `loss_<name>`.
+
+    Args:
+        model: the student (`PreTrainedModel`).
+        teacher_model: the teacher, a model or a Hub id / local folder (loaded with the Auto class of the student's
+            modality).
+        args: a [`WCoRDConfig`].
+        **kwargs: every other [`~transformers.Trainer`] argument (`train_dataset`, `data_collator`,
+            `processing_class`, `compute_metrics`, `callbacks`, `optimizers`, ...).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel | nn.Module | None = None,
+        teacher_model: PreTrainedModel | nn.Module | str | None = None,
+        args: WCoRDConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if model is None:
+            raise ValueError("`model` (the student) is required.")
+        if teacher_model is None:
+            raise ValueError("`teacher_model` is required: pass the fine-tuned teacher model or its path.")
+        if args is None:
+            args = WCoRDConfig(output_dir="wcord_output")
+        elif not isinstance(args, WCoRDConfig):
+            raise TypeError(
+                f"`args` must be a WCoRDConfig, got {type(args).__name__}: build it with "
+                "`WCoRDConfig(**training_args.to_dict())` or pass the distillation settings to WCoRDConfig."
+            )
+        if isinstance(teacher_model, str):
+            teacher_model = _load_teacher(teacher_model, model)
+        _check_compatible(teacher_model, model)
+        super().__init__(model=model, args=args, **kwargs)
+        self.loss_is_scaled_for_ga = False
+        self.model_accepts_loss_kwargs = False
+        self.teacher_model = prepare_teacher(teacher_model, self.accelerator, self.is_deepspeed_enabled)
+        self.is_regression = _is_regression(model)
+        self.layer_pairs: list[tuple[int, int]] = []
+        self.distiller: WCoRDDistiller | None = None
+        self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
+        self._term_batches = 0
+        if self.args.uses_representation_terms and self.train_dataset is not None:
+            self.distiller = self._build_distiller()
+            self.add_callback(ZeroDistillerGradients(self.distiller))
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """Weight of each named loss term in the total."""
+        return {
+            "ce": self.args.alpha_ce,
+            "kd": self.args.alpha_kd,
+            "global": self.args.lambda_global,
+            "local": self.args.lambda_local,
+            "gradient_penalty": self.args.gradient_penalty_weight,
+        }
+
+    # ---- Building the distiller from a probe batch ----
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if self.args.index_column not in self._signature_columns:
+            self._signature_columns.append(self.args.index_column)
+
+    def _probe_batch(self) -> dict[str, Any]:
+        """A collated, device-placed batch of the first training examples."""
+        dataset = self.train_dataset
+        if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+            examples = [dataset[i] for i in range(min(PROBE_EXAMPLES, len(dataset)))]
+        else:
+            examples = list(itertools.islice(iter(dataset), PROBE_EXAMPLES))
+        if not examples:
+            raise ValueError("`train_dataset` is empty: distillation needs at least one training example.")
+        collator = self._get_collator_with_removed_columns(self.data_collator, "training")
+        return self._prepare_inputs(collator(examples))
+
+    def _num_bank_slots(self) -> int:
+        column = self.args.index_column
+        dataset = self.train_dataset
+        if hasattr(dataset, "with_format") and column in getattr(dataset, "column_names", []):
+            return int(np.max(dataset.with_format("numpy")[column])) + 1
+        if hasattr(dataset, "__len__"):
+            return len(dataset)
+        raise ValueError(
+            "The memory bank needs the dataset size, but the training set has no length (streaming?): set "
+            "`negatives_source='queue'`."
+        )
+
+    @torch.no_grad()
+    def _build_distiller(self) -> WCoRDDistiller:
+        batch = self._probe_batch()
+        index = batch.pop(self.args.index_column, None)
+        batch.pop("labels", None)
+        student = self.model
+        was_training = student.training
+        student.eval()
+        student_states = get_hidden_states(student(**batch, output_hidden_states=True), "student")
+        teacher_states = get_hidden_states(self.teacher_model(**batch, output_hidden_states=True), "teacher")
+        student.train(was_training)
+        self.is_vision = "pixel_values" in batch
+        self.layer_pairs = resolve_layer_map(
+            self.args.layer_map, len(teacher_states), len(student_states), self.is_vision
+        )
+        mask = batch.get("attention_mask")
+        teacher_features = self._teacher_features(teacher_states, mask)
+        student_features = self._student_features(student_states, mask)
+
+        source = self.args.negatives_source
+        if source == "auto":
+            source = "bank" if index is not None else "queue"
+            logger.info(f"WCoRD negatives come from a {'memory bank' if index is not None else 'FIFO queue'}.")
+        num_slots = None
+        if source == "bank":
+            if index is None:
+                raise ValueError(
+                    f"`negatives_source='bank'` needs each example's dataset index, but the training batches have "
+                    f"no {self.args.index_column!r} column: add one (`dataset.map(lambda _, i: "
+                    f"{{'{self.args.index_column}': i}}, with_indices=True)`), set `index_column`, or use "
+                    "`negatives_source='queue'`."
+                )
+            num_slots = self._num_bank_slots()
+            if self.args.lambda_global > 0 and self.args.num_negatives > num_slots - 1:
+                raise ValueError(
+                    f"`num_negatives={self.args.num_negatives}` is more than the {num_slots - 1} other examples the "
+                    f"training set holds: set `num_negatives` below {num_slots}."
+                )
+        distiller = WCoRDDistiller(
+            [f.shape[-1] for f in teacher_features],
+            [f.shape[-1] for f in student_features],
+            self.args,
+            num_slots,
+        ).to(self.args.device)
+        if self.accelerator.num_processes > 1:
+            distiller.gather = self.accelerator.gather
+        logger.info(f"WCoRD layer pairs (teacher, student) into hidden_states: {self.layer_pairs}")
+        return distiller
+
+    def _pooling(self) -> str:
+        if self.args.pooling != "auto":
+            return self.args.pooling
+        return "mean" if getattr(self, "is_vision", False) else "first"
+
+    def _teacher_features(self, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None) -> list[torch.Tensor]:
+        return pooled_features(states, [t for t, _ in self.layer_pairs], mask, self._pooling())
+
+    def _student_features(self, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None) -> list[torch.Tensor]:
+        return pooled_features(states, [s for _, s in self.layer_pairs], mask, self._pooling())
+
+    # ---- Optimisation ----
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, plus a parameter group for the projection heads (`head_learning_rate`)."""
+        optimizer = super().create_optimizer(model)
+        if self.distiller is None:
+            return optimizer
+        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        head_params = [p for p in self.distiller.parameters() if p.requires_grad and id(p) not in in_optimizer]
+        if head_params:
+            group: dict[str, Any] = {"params": head_params, "weight_decay": 0.0}
+            if self.args.head_learning_rate is not None:
+                group["lr"] = self.args.head_learning_rate
+            optimizer.add_param_group(group)
+        return optimizer
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.distiller is not None and self.accelerator.num_processes > 1:
+            for parameter in self.distiller.parameters():
+                if parameter.grad is not None:
+                    parameter.grad.copy_(self.accelerator.reduce(parameter.grad, reduction="mean"))
+        return loss
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        index = inputs.pop(self.args.index_column, None)
+        if not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        needs_hidden_states = self.distiller is not None
+        if self.args.alpha_ce > 0 and "labels" not in inputs:
+            raise ValueError(
+                "`alpha_ce > 0` needs labels, but the batch has no `labels`: add a label column, or set "
+                "`alpha_ce=0` to distill on unlabeled data."
+            )
+        student_outputs = model(**inputs, output_hidden_states=needs_hidden_states)
+        teacher_inputs = {name: value for name, value in inputs.items() if name != "labels"}
+        with torch.no_grad():
+            teacher_outputs = self.teacher_model(**teacher_inputs, output_hidden_states=needs_hidden_states)
+        terms = self.compute_loss_terms(inputs, student_outputs, teacher_outputs, index)
+        weights = self.loss_weights
+        loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
+        if self.args.check_finite and not torch.isfinite(loss):
+            bad = {name: value.item() for name, value in terms.items() if not torch.isfinite(value)}
+            raise FloatingPointError(
+                f"The {', '.join(bad) or 'total'} loss term became non-finite ({bad}) at step "
+                f"{self.state.global_step}: check the inputs for NaN/inf, lower the learning rate, or train in "
+                "bf16/fp32 instead of fp16."
+            )
+        for name, value in terms.items():
+            self._term_totals[name] += value.detach().float()
+        self._term_batches += 1
+        return (loss, student_outputs) if return_outputs else loss
+
+    def compute_loss_terms(
+        self,
+        inputs: dict[str, Any],
+        student_outputs: Any,
+        teacher_outputs: Any,
+        index: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """The unweighted loss terms of one training batch: `ce`, `kd`, `global`, `local` (those enabled).
+
+        Override to add terms; each is weighted by `loss_weights.get(name, 1.0)` and logged as `loss_<name>`.
+        """
+        terms: dict[str, torch.Tensor] = {}
+        if self.args.alpha_ce > 0:
+            terms["ce"] = student_outputs.loss.float()
+        if self.args.alpha_kd > 0:
+            if self.is_regression:
+                terms["kd"] = regression_kd_loss(student_outputs.logits, teacher_outputs.logits)
+            else:
+                terms["kd"] = kd_loss(student_outputs.logits, teacher_outputs.logits, self.args.kd_temperature)
+        if self.distiller is not None:
+            mask = inputs.get("attention_mask")
+            teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), mask)
+            student_features = self._student_features(get_hidden_states(student_outputs, "student"), mask)
+            terms.update(self.distiller(teacher_features, student_features, index))
+        return terms
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        inputs = {name: value for name, value in inputs.items() if name != self.args.index_column}
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    # ---- Logging ----
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean of each loss term since the last training log (`loss_ce`, `loss_kd`, ...)."""
+        if "loss" in logs and self._term_batches:
+            for name, total in self._term_totals.items():
+                mean = self.accelerator.reduce(total / self._term_batches, reduction="mean")
+                logs[f"loss_{name}"] = round(mean.item(), 6)
+            self._term_totals.clear()
+            self._term_batches = 0
+        super().log(logs, start_time)
+
+    # ---- Checkpoints and the saved student ----
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.distiller is not None and self.args.should_save:
+            state = {name: tensor.detach().contiguous() for name, tensor in self.distiller.state_dict().items()}
+            metadata = {"layer_pairs": json.dumps(self.layer_pairs)}
+            save_file(state, os.path.join(output_dir, DISTILLER_STATE_NAME), metadata=metadata)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or self.distiller is None:
+            return
+        path = os.path.join(checkpoint, DISTILLER_STATE_NAME)
+        if not os.path.isfile(path):
+            logger.warning(
+                f"{checkpoint} holds no {DISTILLER_STATE_NAME}: the projection heads and the memory bank start "
+                "afresh, so the resumed run will not match an uninterrupted one."
+            )
+            return
+        self.distiller.load_state_dict(load_file(path, device=str(self.args.device)))
+
+    def _latest_eval_results(self) -> dict[str, float]:
+        for entry in reversed(self.state.log_history):
+            results = {k: v for k, v in entry.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+            if results:
+                return results
+        return {}
+
+    def _write_model_card(self, output_dir: str, model_name: str | None = None) -> None:
+        card = render_model_card(
+            self.accelerator.unwrap_model(self.model),
+            self.accelerator.unwrap_model(self.teacher_model),
+            self.args,
+            self._latest_eval_results(),
+            model_name,
+        )
+        with open(os.path.join(output_dir, CARD_NAME), "w", encoding="utf-8") as handle:
+            handle.write(card)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the student alone (weights, config, processor) and its model card."""
+        output_dir = output_dir or self.args.output_dir
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.args.should_save:
+            self._write_model_card(output_dir)
+
+    def create_model_card(self, model_name: str | None = None, **kwargs: Any) -> None:
+        """Write the distillation model card into `output_dir` (called by `push_to_hub`)."""
+        if self.is_world_process_zero():
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            self._write_model_card(self.args.output_dir, model_name)
+
+
+def _check_compatible(teacher: nn.Module, student: nn.Module) -> None:
+    """Catch teacher/student pairs that cannot share a batch or a label space, before any training."""
+    teacher_config, student_config = getattr(teacher, "config", None), getattr(student, "config", None)
+    if teacher_config is None or student_config is None:
+        return
+    teacher_labels = getattr(teacher_config, "num_labels", None)
+    student_labels = getattr(student_config, "num_labels", None)
+    if teacher_labels is not None and student_labels is not None and teacher_labels != student_labels:
+        raise ValueError(
+            f"The teacher predicts {teacher_labels} labels but the student {student_labels}: build the student with "
+            f"`num_labels={teacher_labels}` (and the teacher's label2id) so that their logits can be compared."
+        )
+    if _is_regression(teacher) != _is_regression(student):
+        raise ValueError(
+            "One of teacher and student is a regression model and the other a classifier: use a teacher fine-tuned "
+            "for the same task type (num_labels=1 / problem_type='regression' for regression)."
+        )
+    teacher_vocab = getattr(teacher_config, "vocab_size", None)
+    student_vocab = getattr(student_config, "vocab_size", None)
+    if teacher_vocab is not None and student_vocab is not None and teacher_vocab != student_vocab:
+        raise ValueError(
+            f"Teacher and student vocabularies differ ({teacher_vocab} vs {student_vocab} tokens) but they read "
+            "the same input_ids: use a student with the teacher's tokenizer (e.g. `init_student_from_teacher`), "
+            "or tokenize separately for each model."
+        )

