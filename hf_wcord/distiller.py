@@ -25,8 +25,11 @@ class WCoRDDistiller(nn.Module):
 
         t_l = f_T^l(h_T^l),  s_l = f_S^l(h_S^l)   (unit vectors in R^feat_dim)
         global = sum_l w_l * L_global(t_l, s_l; negatives from the store of pair l)
-        local  = sum_l w_l * L_local(t_l, s_l)
+        local  = sum_l w_l * L_local(sg(t_l), s_l)
         gradient_penalty = sum_l (GP(f_T^l) + GP(f_S^l))   (only with lipschitz='gradient_penalty')
+
+    In the local term the teacher embeddings are targets (sg = stop-gradient): the teacher heads learn from the
+    global term only, so they cannot lower the transport cost by collapsing both point clouds onto one point.
 
     Args:
         teacher_dims: width of each pooled teacher feature, one per layer pair.
