@@ -136,7 +136,7 @@ def main() -> None:
     student_minutes = (time.perf_counter() - start) / 60
 
     model_inputs = [c for c in dev.column_names if c in ("input_ids", "attention_mask", "token_type_ids")]
-    batch = collator([dev.select_columns(model_inputs)[i] for i in range(64)])
+    batch = collator(list(dev.select_columns(model_inputs).select(range(64))))
     speedup = seconds_per_batch(teacher, batch) / seconds_per_batch(student, batch)
     teacher_size, student_size = parameter_count(teacher) / 1e6, parameter_count(student) / 1e6
     print(f"\nteacher {teacher_name}: {teacher_size:.1f}M params, SST-2 dev accuracy {teacher_accuracy:.4f}")
