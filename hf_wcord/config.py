@@ -13,6 +13,7 @@ SINKHORN_BACKENDS = ("log_domain", "geomloss")
 LIPSCHITZ_CHOICES = ("spectral", "gradient_penalty", "none")
 HEAD_TYPES = ("linear", "mlp")
 GLOBAL_OBJECTIVES = ("infonce", "dual")
+DEFAULT_NUM_NEGATIVES = 16384
 
 
 @dataclass
@@ -114,9 +115,14 @@ class WCoRDConfig(TrainingArguments):
             )
         },
     )
-    num_negatives: int = field(
-        default=16384,
-        metadata={"help": "Number K of negatives per step, sampled from the memory bank (or the queue length)."},
+    num_negatives: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Number K of negatives per step, sampled from the memory bank (or the queue length). None: "
+                f"{DEFAULT_NUM_NEGATIVES}, or every other training example when the bank holds fewer."
+            )
+        },
     )
     negatives_source: str = field(
         default="auto",
@@ -161,6 +167,26 @@ class WCoRDConfig(TrainingArguments):
             )
         },
     )
+    local_over_global_batch: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "With several processes, solve the in-batch Sinkhorn term over the global batch (embeddings gathered "
+                "from every process, with gradients) instead of each process' own batch."
+            )
+        },
+    )
+    teacher_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Folder of a teacher-output cache: the teacher's logits and pooled mapped-layer features are computed "
+                "once over the training set and read back by example index instead of running the teacher at every "
+                "step. Reused while its fingerprint (teacher weights, layers, pooling, data) matches; rebuilt when "
+                "stale. Needs the index column and fixed inputs (no on-the-fly augmentation)."
+            )
+        },
+    )
     head_learning_rate: float | None = field(
         default=1e-3,
         metadata={
@@ -184,7 +210,7 @@ class WCoRDConfig(TrainingArguments):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
         for name in ("feat_dim", "num_negatives", "sinkhorn_iters"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ValueError(f"`bank_momentum` must be in [0, 1), got {self.bank_momentum}.")

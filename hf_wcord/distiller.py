@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .config import WCoRDConfig
+from .config import DEFAULT_NUM_NEGATIVES, WCoRDConfig
 from .heads import ProjectionHead, gradient_penalty
 from .losses.contrastive import WassersteinContrastiveLoss
 from .losses.memory import FeatureQueue, MemoryBank
@@ -56,7 +56,10 @@ class WCoRDDistiller(nn.Module):
                 "weight per pair."
             )
         self.register_buffer("layer_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
-        self.num_negatives = config.num_negatives
+        if num_slots is not None:
+            self.num_negatives = config.num_negatives or min(DEFAULT_NUM_NEGATIVES, num_slots - 1)
+        else:
+            self.num_negatives = config.num_negatives or DEFAULT_NUM_NEGATIVES
         self.compute_global = config.lambda_global > 0
         self.compute_local = config.lambda_local > 0
         self.use_gradient_penalty = config.lipschitz == "gradient_penalty"
@@ -72,7 +75,7 @@ class WCoRDDistiller(nn.Module):
         def store() -> nn.Module:
             if num_slots is not None:
                 return MemoryBank(num_slots, config.feat_dim, config.bank_momentum)
-            return FeatureQueue(config.num_negatives, config.feat_dim)
+            return FeatureQueue(self.num_negatives, config.feat_dim)
 
         self.teacher_stores = nn.ModuleList(store() for _ in range(num_pairs))
         self.student_stores = nn.ModuleList(store() for _ in range(num_pairs))
@@ -85,6 +88,7 @@ class WCoRDDistiller(nn.Module):
             config.sinkhorn_detach_plan,
         )
         self.gather: GatherFn | None = None
+        self.gather_local_batch: GatherFn | None = None
 
     @property
     def uses_bank(self) -> bool:
@@ -122,7 +126,10 @@ class WCoRDDistiller(nn.Module):
                         t, s, teacher_negatives, student_negatives, excluded
                     )
                 if self.compute_local:
-                    local_term = local_term + weight * self.local_loss(t.detach(), s)
+                    local_t, local_s = t.detach(), s
+                    if self.gather_local_batch is not None:
+                        local_t, local_s = self.gather_local_batch(local_t), self.gather_local_batch(local_s)
+                    local_term = local_term + weight * self.local_loss(local_t, local_s)
                 if self.use_gradient_penalty and self.training:
                     penalty = penalty + gradient_penalty(self.teacher_heads[pair], teacher_feature)
                     penalty = penalty + gradient_penalty(self.student_heads[pair], student_feature)

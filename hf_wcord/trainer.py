@@ -15,12 +15,23 @@ from torch import nn
 from transformers import PreTrainedModel, Trainer, TrainerCallback
 from transformers.utils import logging
 
+from .checkpoints import latest_complete_checkpoint, missing_checkpoint_files
 from .config import WCoRDConfig
 from .distiller import WCoRDDistiller
+from .distributed import check_ranks_agree, gather_with_grad, state_digest
 from .features import get_hidden_states, pooled_features, resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, render_model_card
 from .teacher import prepare_teacher
+from .teacher_cache import (
+    CachedTeacherOutputs,
+    TeacherCache,
+    build_teacher_cache,
+    check_cacheable,
+    dataset_fingerprint,
+    model_fingerprint,
+    open_or_build_teacher_cache,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -107,9 +118,14 @@ class WCoRDTrainer(Trainer):
         self.distiller: WCoRDDistiller | None = None
         self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._term_batches = 0
+        self.card_dataset: str | None = None
+        self.card_task: str | None = None
         if self.args.uses_representation_terms and self.train_dataset is not None:
             self.distiller = self._build_distiller()
             self.add_callback(ZeroDistillerGradients(self.distiller))
+        self.teacher_cache: TeacherCache | None = None
+        if self.args.teacher_cache and self.train_dataset is not None:
+            self.teacher_cache = self._open_teacher_cache(self.args.teacher_cache)
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -186,7 +202,12 @@ class WCoRDTrainer(Trainer):
                     "`negatives_source='queue'`."
                 )
             num_slots = self._num_bank_slots()
-            if self.args.lambda_global > 0 and self.args.num_negatives > num_slots - 1:
+            if self.args.lambda_global > 0 and num_slots < 2:
+                raise ValueError(
+                    "The global term draws negatives from the other training examples, but the training set holds "
+                    f"{num_slots}: use more data or set `lambda_global=0`."
+                )
+            if self.args.lambda_global > 0 and (self.args.num_negatives or 0) > num_slots - 1:
                 raise ValueError(
                     f"`num_negatives={self.args.num_negatives}` is more than the {num_slots - 1} other examples the "
                     f"training set holds: set `num_negatives` below {num_slots}."
@@ -199,8 +220,41 @@ class WCoRDTrainer(Trainer):
         ).to(self.args.device)
         if self.accelerator.num_processes > 1:
             distiller.gather = self.accelerator.gather
+            if self.args.local_over_global_batch:
+                distiller.gather_local_batch = gather_with_grad
         logger.info(f"WCoRD layer pairs (teacher, student) into hidden_states: {self.layer_pairs}")
         return distiller
+
+    def _open_teacher_cache(self, directory: str) -> TeacherCache:
+        """Reuse or build the teacher-output cache for this training set, teacher, layer map and pooling."""
+        column = self.args.index_column
+        check_cacheable(self.train_dataset, column)
+        teacher_layers = [t for t, _ in self.layer_pairs]
+        fingerprint = {
+            "teacher": model_fingerprint(self.accelerator.unwrap_model(self.teacher_model)),
+            "teacher_layers": teacher_layers,
+            "pooling": self._pooling(),
+            "data": dataset_fingerprint(self.train_dataset, column),
+            "num_examples": len(self.train_dataset),
+        }
+        collator = self._get_collator_with_removed_columns(self.data_collator, "training")
+
+        def build() -> TeacherCache:
+            return build_teacher_cache(
+                directory,
+                self.teacher_model,
+                self.train_dataset,
+                collator,
+                self._prepare_inputs,
+                teacher_layers,
+                self._pooling(),
+                fingerprint,
+                column,
+                self.args.per_device_eval_batch_size,
+            )
+
+        with self.accelerator.main_process_first():
+            return open_or_build_teacher_cache(directory, fingerprint, build)
 
     def _pooling(self) -> str:
         if self.args.pooling != "auto":
@@ -212,6 +266,43 @@ class WCoRDTrainer(Trainer):
 
     def _student_features(self, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None) -> list[torch.Tensor]:
         return pooled_features(states, [s for _, s in self.layer_pairs], mask, self._pooling())
+
+    def verify_distiller_sync(self) -> None:
+        """Check that every process holds the same projection heads and memory banks (or queues); raise if not.
+
+        Runs at the end of `train()`; a no-op with one process.
+        """
+        if self.distiller is None or self.accelerator.num_processes == 1:
+            return
+        digests = self.accelerator.gather(state_digest(self.distiller)[None])
+        check_ranks_agree(digests)
+        logger.info(f"WCoRD heads and negative stores agree across {self.accelerator.num_processes} processes.")
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """[`~transformers.Trainer.train`], resuming only from complete checkpoints, then [`verify_distiller_sync`]
+        when running on several processes.
+
+        `resume_from_checkpoint=True` picks the latest checkpoint in `output_dir` whose save finished (a run killed
+        while saving leaves one without `trainer_state.json`); an explicit path to an incomplete one is refused.
+        """
+        if resume_from_checkpoint is True:
+            required = (DISTILLER_STATE_NAME,) if self.distiller is not None else ()
+            resume_from_checkpoint = latest_complete_checkpoint(self.args.output_dir, required)
+            if resume_from_checkpoint is None:
+                raise ValueError(
+                    f"`resume_from_checkpoint=True` but {self.args.output_dir} holds no complete checkpoint: start "
+                    "without it, or pass the path of a checkpoint folder."
+                )
+        elif isinstance(resume_from_checkpoint, str) and os.path.isdir(resume_from_checkpoint):
+            missing = missing_checkpoint_files(resume_from_checkpoint)
+            if missing:
+                raise ValueError(
+                    f"{resume_from_checkpoint} is incomplete (it lacks {missing}): its save was interrupted. Resume "
+                    "from an earlier checkpoint, or pass `resume_from_checkpoint=True` for the latest complete one."
+                )
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self.verify_distiller_sync()
+        return output
 
     # ---- Optimisation ----
 
@@ -237,10 +328,20 @@ class WCoRDTrainer(Trainer):
     ) -> torch.Tensor:
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.distiller is not None and self.accelerator.num_processes > 1:
-            for parameter in self.distiller.parameters():
-                if parameter.grad is not None:
-                    parameter.grad.copy_(self.accelerator.reduce(parameter.grad, reduction="mean"))
+            self._average_distiller_across_processes()
         return loss
+
+    @torch.no_grad()
+    def _average_distiller_across_processes(self) -> None:
+        """Average the heads' gradients and the standardisers' running statistics over processes (the heads are not
+        wrapped in DDP), so that every process keeps identical heads."""
+        for parameter in self.distiller.parameters():
+            if parameter.grad is not None:
+                parameter.grad.copy_(self.accelerator.reduce(parameter.grad, reduction="mean"))
+        for module in self.distiller.modules():
+            if isinstance(module, nn.BatchNorm1d) and module.running_mean is not None:
+                module.running_mean.copy_(self.accelerator.reduce(module.running_mean, reduction="mean"))
+                module.running_var.copy_(self.accelerator.reduce(module.running_var, reduction="mean"))
 
     def compute_loss(
         self,
@@ -258,10 +359,19 @@ class WCoRDTrainer(Trainer):
                 "`alpha_ce > 0` needs labels, but the batch has no `labels`: add a label column, or set "
                 "`alpha_ce=0` to distill on unlabeled data."
             )
+        if self.args.check_finite:
+            self._check_finite_inputs(inputs)
         student_outputs = model(**inputs, output_hidden_states=needs_hidden_states)
-        teacher_inputs = {name: value for name, value in inputs.items() if name != "labels"}
-        with torch.no_grad():
-            teacher_outputs = self.teacher_model(**teacher_inputs, output_hidden_states=needs_hidden_states)
+        if self.teacher_cache is not None:
+            if index is None:
+                raise ValueError(
+                    f"The teacher cache is read by example index, but the batch has no {self.args.index_column!r}."
+                )
+            teacher_outputs = self.teacher_cache.lookup(index, student_outputs.logits.device)
+        else:
+            teacher_inputs = {name: value for name, value in inputs.items() if name != "labels"}
+            with torch.no_grad():
+                teacher_outputs = self.teacher_model(**teacher_inputs, output_hidden_states=needs_hidden_states)
         terms = self.compute_loss_terms(inputs, student_outputs, teacher_outputs, index)
         weights = self.loss_weights
         loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
@@ -276,6 +386,18 @@ class WCoRDTrainer(Trainer):
             self._term_totals[name] += value.detach().float()
         self._term_batches += 1
         return (loss, student_outputs) if return_outputs else loss
+
+    def _check_finite_inputs(self, inputs: dict[str, Any]) -> None:
+        bad = [
+            name
+            for name, value in inputs.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+        ]
+        if bad:
+            raise ValueError(
+                f"The training batch at step {self.state.global_step} holds NaN or infinite values in {bad}: clean "
+                "the dataset (e.g. `dataset.filter`) or fix the preprocessing that produced them."
+            )
 
     def compute_loss_terms(
         self,
@@ -298,7 +420,10 @@ class WCoRDTrainer(Trainer):
                 terms["kd"] = kd_loss(student_outputs.logits, teacher_outputs.logits, self.args.kd_temperature)
         if self.distiller is not None:
             mask = inputs.get("attention_mask")
-            teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), mask)
+            if isinstance(teacher_outputs, CachedTeacherOutputs):
+                teacher_features = teacher_outputs.features
+            else:
+                teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), mask)
             student_features = self._student_features(get_hidden_states(student_outputs, "student"), mask)
             terms.update(self.distiller(teacher_features, student_features, index))
         return terms
@@ -332,7 +457,9 @@ class WCoRDTrainer(Trainer):
         if self.distiller is not None and self.args.should_save:
             state = {name: tensor.detach().contiguous() for name, tensor in self.distiller.state_dict().items()}
             metadata = {"layer_pairs": json.dumps(self.layer_pairs)}
-            save_file(state, os.path.join(output_dir, DISTILLER_STATE_NAME), metadata=metadata)
+            path = os.path.join(output_dir, DISTILLER_STATE_NAME)
+            save_file(state, f"{path}.partial", metadata=metadata)
+            os.replace(f"{path}.partial", path)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
@@ -355,12 +482,16 @@ class WCoRDTrainer(Trainer):
         return {}
 
     def _write_model_card(self, output_dir: str, model_name: str | None = None) -> None:
+        resolved = {"num_negatives": self.distiller.num_negatives} if self.distiller is not None else {}
         card = render_model_card(
             self.accelerator.unwrap_model(self.model),
             self.accelerator.unwrap_model(self.teacher_model),
             self.args,
             self._latest_eval_results(),
             model_name,
+            dataset=self.card_dataset,
+            task=self.card_task,
+            resolved_settings=resolved,
         )
         with open(os.path.join(output_dir, CARD_NAME), "w", encoding="utf-8") as handle:
             handle.write(card)
@@ -372,8 +503,18 @@ class WCoRDTrainer(Trainer):
         if self.args.should_save:
             self._write_model_card(output_dir)
 
-    def create_model_card(self, model_name: str | None = None, **kwargs: Any) -> None:
-        """Write the distillation model card into `output_dir` (called by `push_to_hub`)."""
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset: str | None = None,
+        task: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write the distillation model card into `output_dir` (called by `push_to_hub`, which passes its keyword
+        arguments on). `dataset` (e.g. `"nyu-mll/glue"`) and `task` (e.g. `"sst2"`) are remembered for later cards.
+        """
+        self.card_dataset = dataset or self.card_dataset
+        self.card_task = task or self.card_task
         if self.is_world_process_zero():
             os.makedirs(self.args.output_dir, exist_ok=True)
             self._write_model_card(self.args.output_dir, model_name)
@@ -384,17 +525,17 @@ def _check_compatible(teacher: nn.Module, student: nn.Module) -> None:
     teacher_config, student_config = getattr(teacher, "config", None), getattr(student, "config", None)
     if teacher_config is None or student_config is None:
         return
+    if _is_regression(teacher) != _is_regression(student):
+        raise ValueError(
+            "One of teacher and student is a regression model and the other a classifier: use a teacher fine-tuned "
+            "for the same task type (num_labels=1 / problem_type='regression' for regression)."
+        )
     teacher_labels = getattr(teacher_config, "num_labels", None)
     student_labels = getattr(student_config, "num_labels", None)
     if teacher_labels is not None and student_labels is not None and teacher_labels != student_labels:
         raise ValueError(
             f"The teacher predicts {teacher_labels} labels but the student {student_labels}: build the student with "
             f"`num_labels={teacher_labels}` (and the teacher's label2id) so that their logits can be compared."
-        )
-    if _is_regression(teacher) != _is_regression(student):
-        raise ValueError(
-            "One of teacher and student is a regression model and the other a classifier: use a teacher fine-tuned "
-            "for the same task type (num_labels=1 / problem_type='regression' for regression)."
         )
     teacher_vocab = getattr(teacher_config, "vocab_size", None)
     student_vocab = getattr(student_config, "vocab_size", None)

@@ -64,3 +64,39 @@ def tiny_bert(hidden_size: int, num_layers: int, vocab_size: int = 30522, num_la
         num_labels=num_labels,
     )
     return BertForSequenceClassification(config)
+
+
+GLUE_FIXTURE_ROWS = {"train": 24, "validation": 12}
+
+
+@pytest.fixture(scope="session")
+def glue_dir(data_dir, tmp_path_factory) -> Path:
+    """An offline GLUE copy in the Hub's column layout for all nine tasks, a few rows each: real SST-2 and RTE rows,
+    and, for the tasks with no local copy, real SST-2/RTE sentences arranged in each task's columns and labels."""
+    import datasets
+
+    from hf_wcord.glue import GLUE_TASKS
+
+    root = tmp_path_factory.mktemp("glue")
+    source = data_dir / "glue"
+    sentences = datasets.load_dataset("json", data_files=str(source / "rte" / "train.jsonl"), split="train")
+    first, second = sentences["sentence1"][:40], sentences["sentence2"][:40]
+    for name, task in GLUE_TASKS.items():
+        folder = root / name
+        folder.mkdir()
+        for split_index, split in enumerate(("train", *task.eval_splits)):
+            rows = GLUE_FIXTURE_ROWS["train" if split == "train" else "validation"]
+            if name in ("sst2", "rte"):
+                real = datasets.load_dataset(
+                    "json", data_files=str(source / name / f"{'train' if split == 'train' else 'validation'}.jsonl")
+                )["train"]
+                real.select(range(rows)).to_json(folder / f"{split}.jsonl")
+                continue
+            records = []
+            for i in range(rows):
+                k = (i + split_index * 7) % len(first)
+                texts = (first[k], second[k]) if len(task.text_columns) == 2 else (first[k],)
+                label = round((i % 11) / 2, 1) if task.is_regression else i % task.num_labels
+                records.append({**dict(zip(task.text_columns, texts, strict=True)), "label": label, "idx": i})
+            datasets.Dataset.from_list(records).to_json(folder / f"{split}.jsonl")
+    return root

@@ -1,0 +1,98 @@
+"""Fine-tune a teacher on a GLUE task (or your own csv/json data), ready for `run_glue_distill.py`.
+
+For users who start from a pretrained model only. Same data options as the distillation script:
+
+    python examples/run_glue_teacher.py --model_name_or_path bert-base-uncased --task_name sst2 \\
+        --do_train --do_eval --output_dir teachers/sst2
+    python examples/run_glue_teacher.py examples/configs/sst2_teacher.yaml --dataset_dir ../shared/data/glue
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
+
+from hf_wcord.cli import parse_arguments, setup_logging
+from hf_wcord.glue import GlueDataArguments, evaluate_splits, load_glue, task_head_kwargs, tokenize_glue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TeacherModelArguments:
+    """The pretrained model to fine-tune into a teacher."""
+
+    model_name_or_path: str = field(metadata={"help": "Pretrained model: a Hub id or a local folder."})
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer to use, if not the one saved with the model."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloads from the Hub are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model on the Hub."})
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Allow custom modelling code from the model repository to run. Only for repos you trust."},
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    model_args, data_args, training_args = parse_arguments(
+        (TeacherModelArguments, GlueDataArguments, TrainingArguments), argv
+    )
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+    raw, task = load_glue(data_args, model_args.cache_dir)
+    hub_kwargs = {
+        "cache_dir": model_args.cache_dir,
+        "revision": model_args.model_revision,
+        "trust_remote_code": model_args.trust_remote_code,
+    }
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub_kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_args.model_name_or_path, **task_head_kwargs(task), **hub_kwargs
+    )
+    with training_args.main_process_first(desc="tokenization"):
+        train, evaluation = tokenize_glue(raw, task, tokenizer, data_args, training_args.seed)
+    collator = default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train.remove_columns("idx") if training_args.do_train else None,
+        eval_dataset=evaluation or None,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=task.metrics_function(),
+    )
+    results: dict[str, float] = {}
+    if training_args.do_train:
+        outcome = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.save_model()
+        trainer.log_metrics("train", outcome.metrics)
+        trainer.save_metrics("train", outcome.metrics)
+        trainer.save_state()
+        results.update(outcome.metrics)
+    if training_args.do_eval and evaluation:
+        results.update(evaluate_splits(trainer, evaluation))
+    if training_args.push_to_hub:
+        trainer.push_to_hub(
+            finetuned_from=model_args.model_name_or_path,
+            tasks="text-classification",
+            dataset_tags=data_args.dataset_name,
+            dataset_args=task.name,
+            dataset=f"GLUE {task.name.upper()}",
+        )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Command-line plumbing shared by the example scripts: argument parsing (flags, or a YAML/JSON file with optional
+flag overrides), logging setup, and TensorBoard as the default reporter when it is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging as std_logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import datasets
+import transformers
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+CONFIG_FILE_EXTENSIONS = (".yaml", ".yml", ".json")
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        values = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of argument names to values, got {type(values).__name__}.")
+    return values
+
+
+def parse_arguments(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
+    """Parse `argv` (default: `sys.argv[1:]`) into one instance of each dataclass, like `run_glue.py`.
+
+    The first argument may be a `.yaml`/`.json` file of `name: value` pairs; flags after it override its values.
+    `report_to` defaults to TensorBoard when `tensorboard` is installed (`--report_to none` turns it off).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(dataclass_types)
+    if importlib.util.find_spec("tensorboard") is not None:
+        parser.set_defaults(report_to="tensorboard")
+    if argv and argv[0].endswith(CONFIG_FILE_EXTENSIONS):
+        values = _read_config_file(argv.pop(0))
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown argument(s) in the config file: {unknown}.")
+        parser.set_defaults(**values)
+        for action in parser._actions:
+            if action.dest in values:
+                action.required = False
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    """Log to stdout at the Trainer's per-process level (info on the main process, warnings elsewhere)."""
+    std_logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[std_logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()
+    level = training_args.get_process_log_level()
+    std_logging.getLogger("hf_wcord").setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()

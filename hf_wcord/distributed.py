@@ -1,0 +1,67 @@
+"""Helpers for runs over several processes: gathering embeddings with gradients, and checking that every rank
+holds the same heads and negative stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0; the backward pass sums the gradients over processes and returns the local slice."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        ctx.start, ctx.rows = dist.get_rank() * tensor.shape[0], tensor.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.start : ctx.start + ctx.rows]
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate `tensor` (n, d) from every process along dim 0, keeping the autograd graph to the local part.
+
+    The backward pass sums the incoming gradients over processes, so when every process computes the same loss on
+    the gathered tensor and the gradients are then averaged (DDP), each process' parameters get the full gradient.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+    if len({int(size.item()) for size in sizes}) > 1:
+        raise RuntimeError(
+            f"`local_over_global_batch` needs equal batch sizes on every process, got {[int(s) for s in sizes]}: "
+            "keep the Trainer's default even batches, or set `dataloader_drop_last=True`."
+        )
+    return _GatherWithGrad.apply(tensor)
+
+
+def state_digest(module: nn.Module) -> torch.Tensor:
+    """A float64 fingerprint of every tensor in `module.state_dict()`: its sum, sum of squares and a
+    position-weighted sum. Equal tensors give equal digests; a changed slot changes it."""
+    parts = []
+    for tensor in module.state_dict().values():
+        values = tensor.detach().double().flatten()
+        weights = torch.arange(1, values.numel() + 1, dtype=torch.float64, device=values.device) / values.numel()
+        parts.append(torch.stack([values.sum(), (values * values).sum(), (values * weights).sum()]))
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+def check_ranks_agree(digests: torch.Tensor) -> None:
+    """Raise when the per-rank digests `(num_processes, d)` of [`state_digest`] are not all equal."""
+    differing = [rank for rank in range(1, digests.shape[0]) if not torch.equal(digests[rank], digests[0])]
+    if differing:
+        raise RuntimeError(
+            f"The WCoRD projection heads or memory banks of processes {differing} differ from process 0's: every "
+            "process must see the same bank updates and head gradients. Do not modify `trainer.distiller` on one "
+            "process only, and launch every process with the same seed."
+        )

@@ -1,0 +1,240 @@
+"""End-to-end runs of examples/run_glue_distill.py and examples/run_glue_teacher.py on every GLUE task (tiny
+random-init models, a few real rows), the push to the Hub up to the network boundary, and two-process runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tiny_bert
+from examples_loader import EXAMPLES, load_example
+
+from hf_wcord.glue import GLUE_TASKS, task_head_kwargs
+
+MAIN_METRIC = {
+    "cola": ["eval_matthews_correlation"],
+    "mrpc": ["eval_accuracy", "eval_f1"],
+    "qqp": ["eval_accuracy", "eval_f1"],
+    "stsb": ["eval_pearson", "eval_spearmanr"],
+    "mnli": ["eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"],
+}
+
+
+@pytest.fixture(scope="module")
+def distill_script():
+    return load_example("run_glue_distill")
+
+
+@pytest.fixture(scope="module")
+def teacher_script():
+    return load_example("run_glue_teacher")
+
+
+@pytest.fixture(scope="module")
+def tiny_teachers(tmp_path_factory, tokenizer):
+    """A tiny 4-layer "fine-tuned" teacher folder per label space (2 and 3 classes, regression), with tokenizer."""
+    root = tmp_path_factory.mktemp("teachers")
+    folders = {}
+    for task_name in ("sst2", "mnli", "stsb"):
+        task = GLUE_TASKS[task_name]
+        model = tiny_bert(32, 4, num_labels=task.num_labels, seed=1)
+        model.config.update(task_head_kwargs(task))
+        folder = root / f"labels_{task.num_labels}"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[task.num_labels] = str(folder)
+    return folders
+
+
+def common_args(glue_dir: Path, output_dir: Path, task: str) -> list[str]:
+    return [
+        "--task_name", task,
+        "--dataset_dir", str(glue_dir),
+        "--output_dir", str(output_dir),
+        "--do_train", "--do_eval",
+        "--max_steps", "2",
+        "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "8",
+        "--max_seq_length", "32",
+        "--logging_steps", "1",
+        "--save_strategy", "no",
+        "--seed", "0",
+    ]  # fmt: skip
+
+
+def logged_losses(output_dir: Path) -> list[dict]:
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return [entry for entry in state["log_history"] if "loss" in entry]
+
+
+@pytest.mark.parametrize("task_name", sorted(GLUE_TASKS))
+def test_distill_every_glue_task(task_name, distill_script, tiny_teachers, glue_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    task = GLUE_TASKS[task_name]
+    output_dir = tmp_path / "student"
+    args = common_args(glue_dir, output_dir, task_name)
+    args += ["--teacher_name_or_path", tiny_teachers[task.num_labels], "--student_layers", "2"]
+    results = distill_script.main(args + ["--report_to", "none", "--measure_speedup", "false"])
+    for metric in MAIN_METRIC.get(task_name, ["eval_accuracy"]):
+        assert math.isfinite(results[metric])
+        assert metric in results["summary"]["teacher"], "the teacher is evaluated side by side"
+    losses = logged_losses(output_dir)
+    expected_terms = {"loss_ce", "loss_kd", "loss_global", "loss_local"}
+    assert len(losses) == 2 and all(expected_terms <= set(entry) for entry in losses)
+    assert all(math.isfinite(entry[name]) for entry in losses for name in expected_terms)
+    student = AutoModelForSequenceClassification.from_pretrained(output_dir)
+    assert student.config.num_hidden_layers == 2 and student.config.num_labels == task.num_labels
+    assert (student.config.problem_type == "regression") == task.is_regression
+
+
+def test_teacher_then_regression_distillation(teacher_script, distill_script, glue_dir, tmp_path, tokenizer):
+    """STS-B end to end: a pretrained encoder fine-tuned into a regression teacher, then distilled with MSE KD."""
+    from transformers import BertModel
+
+    pretrained = tmp_path / "pretrained"
+    encoder = BertModel(tiny_bert(32, 4).config)
+    encoder.save_pretrained(pretrained)
+    tokenizer.save_pretrained(pretrained)
+    teacher_dir = tmp_path / "teacher"
+    teacher_results = teacher_script.main(
+        common_args(glue_dir, teacher_dir, "stsb") + ["--model_name_or_path", str(pretrained), "--report_to", "none"]
+    )
+    assert math.isfinite(teacher_results["eval_pearson"])
+    student_dir = tmp_path / "student"
+    args = common_args(glue_dir, student_dir, "stsb") + ["--teacher_name_or_path", str(teacher_dir)]
+    results = distill_script.main(args + ["--student_layers", "0,3", "--report_to", "none"])
+    assert math.isfinite(results["eval_spearmanr"]) and results["summary"]["speedup"] > 0
+    assert all(entry["loss_kd"] >= 0 for entry in logged_losses(student_dir))
+
+
+def test_config_file_with_flag_overrides(distill_script, tiny_teachers, glue_dir, tmp_path):
+    config = {
+        "task_name": "rte",
+        "dataset_dir": str(glue_dir),
+        "teacher_name_or_path": tiny_teachers[2],
+        "student_layers": "1",
+        "output_dir": str(tmp_path / "from_yaml"),
+        "do_train": True,
+        "max_steps": 1,
+        "lambda_local": 0.5,
+        "per_device_train_batch_size": 4,
+        "save_strategy": "no",
+    }
+    path = tmp_path / "distill.yaml"
+    path.write_text("\n".join(f"{key}: {json.dumps(value)}" for key, value in config.items()))
+    results = distill_script.main([str(path), "--lambda_local", "0.25", "--measure_speedup", "false"])
+    args = json.loads((tmp_path / "from_yaml" / "distillation_summary.json").read_text())
+    assert "train_runtime" in results and args["student"]["parameters"] > 0
+    events = list((tmp_path / "from_yaml").rglob("events.out.tfevents*"))
+    assert events, "TensorBoard logs are written by default when tensorboard is installed"
+    parsed = distill_script.parse_arguments(
+        (distill_script.DistillationModelArguments, distill_script.GlueDataArguments, distill_script.WCoRDConfig),
+        [str(path), "--lambda_local", "0.25"],
+    )
+    assert parsed[2].lambda_local == 0.25 and parsed[2].max_steps == 1 and parsed[1].task_name == "rte"
+
+
+def test_push_to_hub_sends_the_student_alone(distill_script, tiny_teachers, glue_dir, tmp_path, monkeypatch):
+    import shutil
+    from concurrent.futures import Future
+
+    import transformers.trainer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    uploaded = tmp_path / "uploaded"
+    calls = {}
+
+    class FakeHub:
+        def create_repo(self, repo_id, **kwargs):
+            calls["repo"] = repo_id
+            return type("RepoUrl", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, repo_id, folder_path, ignore_patterns=(), **kwargs):
+            calls["upload"] = repo_id
+            shutil.rmtree(uploaded, ignore_errors=True)
+            shutil.copytree(folder_path, uploaded, ignore=shutil.ignore_patterns(*(ignore_patterns or ())))
+            done = Future()
+            done.set_result(None)
+            return done
+
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: FakeHub())
+    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_layers", "2", "--push_to_hub", "--hub_model_id", "someone/sst2-student", "--report_to", "none"]
+    args += ["--save_strategy", "steps", "--save_steps", "1", "--measure_speedup", "false"]
+    distill_script.main(args)
+
+    assert calls == {"repo": "someone/sst2-student", "upload": "someone/sst2-student"}
+    student = AutoModelForSequenceClassification.from_pretrained(uploaded)
+    assert student.config.num_hidden_layers == 2
+    assert len(AutoTokenizer.from_pretrained(uploaded)) == 30522
+    names = {path.name for path in uploaded.rglob("*")}
+    assert not any(name.startswith("checkpoint-") for name in names), "checkpoints (with heads and bank) stay home"
+    assert not any("wcord_distiller" in name for name in names)
+    teacher_size = sum(
+        p.numel() for p in AutoModelForSequenceClassification.from_pretrained(tiny_teachers[2]).parameters()
+    )
+    assert sum(p.numel() for p in student.parameters()) < teacher_size
+    card = (uploaded / "README.md").read_text()
+    for expected in ("# sst2-student", tiny_teachers[2], "sst2", "WCoRD", "lambda_global", "eval_accuracy"):
+        assert expected in card
+
+
+def test_student_with_a_different_tokenizer_is_refused(distill_script, tiny_teachers, glue_dir, tmp_path, tokenizer):
+    student_dir = tmp_path / "other_student"
+    tiny_bert(32, 2, seed=3).save_pretrained(student_dir)
+    other = type(tokenizer).from_pretrained(tiny_teachers[2])
+    other.add_tokens(["wcordtoken"])
+    other.save_pretrained(student_dir)
+    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    with pytest.raises(ValueError, match="differs from the teacher's"):
+        distill_script.main(args + ["--student_name_or_path", str(student_dir)])
+
+
+def test_teacher_without_a_trained_head_is_refused(distill_script, glue_dir, tmp_path, tokenizer):
+    from transformers import BertModel
+
+    encoder_dir = tmp_path / "encoder"
+    BertModel(tiny_bert(32, 2).config).save_pretrained(encoder_dir)
+    tokenizer.save_pretrained(encoder_dir)
+    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", str(encoder_dir)]
+    with pytest.raises(ValueError, match="run_glue_teacher.py"):
+        distill_script.main(args + ["--student_layers", "1"])
+
+
+def test_teacher_for_another_label_space_is_refused(distill_script, tiny_teachers, glue_dir, tmp_path):
+    args = common_args(glue_dir, tmp_path / "out", "mnli") + ["--teacher_name_or_path", tiny_teachers[2]]
+    with pytest.raises(ValueError, match="predicts 2 labels but mnli has 3"):
+        distill_script.main(args + ["--student_layers", "1"])
+
+
+def test_exactly_one_student_source(distill_script, tiny_teachers, glue_dir, tmp_path):
+    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    with pytest.raises(ValueError, match="exactly one of"):
+        distill_script.main(args)
+
+
+def test_two_processes_keep_identical_banks(tiny_teachers, glue_dir, tmp_path):
+    """`accelerate launch` with two CPU processes (gloo): banks gathered, Sinkhorn over the global batch, heads
+    averaged; every rank ends with the same heads and banks, finite losses, and a saved student."""
+    output_dir = tmp_path / "ddp"
+    args = common_args(glue_dir, output_dir, "rte") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_layers", "2", "--use_cpu", "--local_over_global_batch", "--max_steps", "3"]
+    args += ["--per_device_train_batch_size", "4", "--report_to", "none", "--measure_speedup", "false"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    command += [str(EXAMPLES / "run_glue_distill.py"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-4000:]
+    assert "agree across 2 processes" in output
+    losses = logged_losses(output_dir)
+    assert len(losses) == 3 and all(math.isfinite(entry["loss_local"]) for entry in losses)
+    assert losses[-1]["epoch"] == pytest.approx(3 * 4 * 2 / 24), "each step consumed two processes' batches"
+    assert (output_dir / "model.safetensors").is_file()
