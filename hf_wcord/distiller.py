@@ -111,6 +111,10 @@ class WCoRDDistiller(nn.Module):
         zero = torch.zeros((), device=device)
         global_term, local_term, penalty = zero, zero, zero
         updates = []
+        local_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if self.compute_global:
+            # One draw of K slots per step, shared by every pair's stores (each pair has its own bank).
+            slots, excluded = self.teacher_stores[0].draw(self.num_negatives, index)
         with torch.autocast(device_type=device.type, enabled=False):
             for pair, (teacher_feature, student_feature) in enumerate(
                 zip(teacher_features, student_features, strict=True)
@@ -119,21 +123,19 @@ class WCoRDDistiller(nn.Module):
                 t = self.teacher_heads[pair](teacher_feature.detach().float())
                 s = self.student_heads[pair](student_feature.float())
                 if self.compute_global:
-                    slots, excluded = self.teacher_stores[pair].draw(self.num_negatives, index)
                     teacher_negatives = self.teacher_stores[pair].negatives(slots)
                     student_negatives = self.student_stores[pair].negatives(slots)
                     global_term = global_term + weight * self.global_loss(
                         t, s, teacher_negatives, student_negatives, excluded
                     )
                 if self.compute_local:
-                    local_t, local_s = t.detach(), s
-                    if self.gather_local_batch is not None:
-                        local_t, local_s = self.gather_local_batch(local_t), self.gather_local_batch(local_s)
-                    local_term = local_term + weight * self.local_loss(local_t, local_s)
+                    local_pairs.append((t.detach(), s))
                 if self.use_gradient_penalty and self.training:
                     penalty = penalty + gradient_penalty(self.teacher_heads[pair], teacher_feature)
                     penalty = penalty + gradient_penalty(self.student_heads[pair], student_feature)
                 updates.append((t.detach(), s.detach()))
+            if self.compute_local:
+                local_term = self._local_term(local_pairs)
         if self.compute_global:
             terms["global"] = global_term
         if self.compute_local:
@@ -143,6 +145,14 @@ class WCoRDDistiller(nn.Module):
         if self.training and self.compute_global:
             self._update_stores(updates, index)
         return terms
+
+    def _local_term(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """sum_l w_l * L_local(sg(t_l), s_l), every pair's Sinkhorn problem solved in one batched call."""
+        if self.gather_local_batch is not None:
+            pairs = [(self.gather_local_batch(t), self.gather_local_batch(s)) for t, s in pairs]
+        teacher = torch.stack([t for t, _ in pairs])
+        student = torch.stack([s for _, s in pairs])
+        return (self.layer_weights * self.local_loss(teacher, student)).sum()
 
     def _update_stores(self, updates: list[tuple[torch.Tensor, torch.Tensor]], index: torch.Tensor | None) -> None:
         gather = self.gather or (lambda tensor: tensor)

@@ -11,11 +11,15 @@ class ExactSpectralNorm(nn.Module):
     r"""Weight parametrisation W -> W / sigma_max(W), with sigma_max computed exactly (no power-iteration estimate).
 
     Power iteration under-estimates sigma_max between updates, which leaves the map slightly above 1-Lipschitz;
-    the exact largest singular value keeps ||W|| = 1 at every step (and is deterministic, with no state).
+    the exact largest singular value keeps ||W|| = 1 at every step (and is deterministic, with no state). It is
+    computed as sigma_max(W) = sqrt(lambda_max(G)) with G the smaller Gram matrix (W W^T or W^T W), a symmetric
+    eigenvalue problem about twice as fast as the SVD of W.
     """
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight / torch.linalg.matrix_norm(weight, ord=2).clamp_min(1e-12)
+        gram = weight @ weight.T if weight.shape[0] <= weight.shape[1] else weight.T @ weight
+        sigma = torch.linalg.eigvalsh(gram)[-1].clamp_min(1e-24).sqrt()
+        return weight / sigma
 
 
 def spectral_norm(layer: nn.Linear) -> nn.Linear:

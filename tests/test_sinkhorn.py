@@ -94,3 +94,13 @@ def test_local_loss_is_the_cost_of_the_identity_for_matching_points():
     x = torch.nn.functional.normalize(torch.randn(8, 5), dim=1)
     assert SinkhornLoss(eps=0.01, n_iters=500)(x, x).item() == pytest.approx(0.0, abs=1e-3)
     assert np.isclose(cosine_cost(x, x).diagonal().abs().max().item(), 0.0, atol=1e-6)
+
+
+def test_a_batch_of_problems_is_solved_as_each_alone():
+    torch.manual_seed(3)
+    teacher, student = torch.randn(3, 16, 8), torch.randn(3, 16, 8)
+    loss = SinkhornLoss(eps=0.1, n_iters=100)
+    batched = loss(teacher, student)
+    assert batched.shape == (3,)
+    for k in range(3):
+        torch.testing.assert_close(batched[k], loss(teacher[k], student[k]), rtol=1e-5, atol=1e-6)

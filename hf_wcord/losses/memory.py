@@ -33,13 +33,14 @@ class MemoryBank(nn.Module):
 
     def draw(self, num_negatives: int, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw K slots; return `(slots (K,), own_slot_mask (n, K))` for anchors with dataset indices `index`."""
-        slots = torch.randint(0, self.num_slots, (num_negatives,), device=self.memory.device)
+        # Sorted, so that gathering the slots reads the bank in order (several times faster than random order).
+        slots = torch.randint(0, self.num_slots, (num_negatives,), device=self.memory.device).sort().values
         own_slot = slots[None, :] == index.to(self.memory.device)[:, None]
         return slots, own_slot
 
     def negatives(self, slots: torch.Tensor) -> torch.Tensor:
         """The stored embeddings `(K, d)` at the drawn `slots`."""
-        return self.memory[slots]
+        return self.memory.index_select(0, slots)
 
     @torch.no_grad()
     def update(self, index: torch.Tensor, embeddings: torch.Tensor) -> None:

@@ -41,42 +41,42 @@ def sinkhorn_plan(
     solver stays finite for small eps and for fp16/bf16 inputs (the cost is cast to fp32).
 
     Args:
-        cost: `(n, m)` cost matrix C.
+        cost: `(n, m)` cost matrix C, or a batch `(..., n, m)` of independent problems solved together.
         eps: entropic regularisation eps > 0.
         n_iters: maximum number of (f, g) update pairs.
         a, b: marginals of length n and m (uniform when None); they are normalised to sum to one.
         tol: when set, stop as soon as the L1 error of the row marginal falls below it (checked every few steps).
 
     Returns:
-        The `(n, m)` fp32 plan. Its column sums equal b exactly; its row sums approach a as iterations proceed.
-        The plan is differentiable with respect to `cost` through the iterations.
+        The fp32 plan, shaped like `cost`. Its column sums equal b exactly; its row sums approach a as iterations
+        proceed. The plan is differentiable with respect to `cost` through the iterations.
     """
-    if cost.dim() != 2:
-        raise ValueError(f"`cost` must be an (n, m) matrix, got shape {tuple(cost.shape)}.")
+    if cost.dim() < 2:
+        raise ValueError(f"`cost` must be an (n, m) matrix or a batch (..., n, m) of them, got {tuple(cost.shape)}.")
     if not eps > 0:
         raise ValueError(f"`eps` must be > 0, got {eps}.")
     cost = cost.float()
-    n, m = cost.shape
+    n, m = cost.shape[-2:]
     log_a = _log_marginal(a, n, cost.device)
     log_b = _log_marginal(b, m, cost.device)
-    f = torch.zeros(n, device=cost.device, dtype=torch.float32)
-    g = torch.zeros(m, device=cost.device, dtype=torch.float32)
+    f = torch.zeros(cost.shape[:-1], device=cost.device, dtype=torch.float32)
+    g = torch.zeros((*cost.shape[:-2], m), device=cost.device, dtype=torch.float32)
     scaled_cost = cost / eps
     for iteration in range(n_iters):
-        f = eps * (log_a - torch.logsumexp(g[None, :] / eps - scaled_cost, dim=1))
-        g = eps * (log_b - torch.logsumexp(f[:, None] / eps - scaled_cost, dim=0))
+        f = eps * (log_a - torch.logsumexp(g.unsqueeze(-2) / eps - scaled_cost, dim=-1))
+        g = eps * (log_b - torch.logsumexp(f.unsqueeze(-1) / eps - scaled_cost, dim=-2))
         if tol is not None and (iteration + 1) % SINKHORN_CHECK_EVERY == 0:
-            row_sums = torch.exp(f[:, None] / eps + g[None, :] / eps - scaled_cost).sum(dim=1)
-            if (row_sums - log_a.exp()).abs().sum() < tol:
+            row_sums = torch.exp(f.unsqueeze(-1) / eps + g.unsqueeze(-2) / eps - scaled_cost).sum(dim=-1)
+            if (row_sums - log_a.exp()).abs().sum(dim=-1).max() < tol:
                 break
-    return torch.exp(f[:, None] / eps + g[None, :] / eps - scaled_cost)
+    return torch.exp(f.unsqueeze(-1) / eps + g.unsqueeze(-2) / eps - scaled_cost)
 
 
 def cosine_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r"""Cost matrix C_ij = 1 - cos(x_i, y_j), in fp32."""
+    r"""Cost matrix C_ij = 1 - cos(x_i, y_j), in fp32; `(..., n, d)` and `(..., m, d)` give `(..., n, m)`."""
     x = nn.functional.normalize(x.float(), dim=-1)
     y = nn.functional.normalize(y.float(), dim=-1)
-    return 1.0 - x @ y.T
+    return 1.0 - x @ y.transpose(-1, -2)
 
 
 def entropic_ot_value(plan: torch.Tensor, cost: torch.Tensor, eps: float) -> torch.Tensor:
@@ -129,6 +129,7 @@ class SinkhornLoss(nn.Module):
         self.detach_plan = detach_plan
 
     def forward(self, teacher_embeddings: torch.Tensor, student_embeddings: torch.Tensor) -> torch.Tensor:
+        """L_local for `(n, d)` embeddings (a scalar), or for a batch `(P, n, d)` of independent problems (`(P,)`)."""
         if self.backend == "geomloss":
             return geomloss_ot_value(teacher_embeddings, student_embeddings, self.eps)
         cost = cosine_cost(teacher_embeddings, student_embeddings)
@@ -136,4 +137,4 @@ class SinkhornLoss(nn.Module):
             plan = sinkhorn_plan(cost.detach(), self.eps, self.n_iters, tol=self.tol)
         else:
             plan = sinkhorn_plan(cost, self.eps, self.n_iters, tol=self.tol)
-        return (plan * cost).sum()
+        return (plan * cost).sum(dim=(-2, -1))
