@@ -31,8 +31,8 @@ from transformers import (
 )
 
 from hf_wcord import WCoRDConfig, WCoRDTrainer, init_student_from_teacher
-from hf_wcord.cli import parse_arguments, setup_logging
-from hf_wcord.glue import GlueDataArguments, GlueTask, evaluate_splits, load_glue, task_head_kwargs, tokenize_glue
+from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.glue import GlueDataArguments, GlueTask, load_glue, task_head_kwargs, tokenize_glue
 from hf_wcord.summary import distillation_summary, evaluate_model, write_summary
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass
-class DistillationModelArguments:
+class DistillationModelArguments(HubLoadingArguments):
     """The teacher, and where the student comes from (exactly one of the three student options)."""
 
     teacher_name_or_path: str = field(
@@ -65,12 +65,6 @@ class DistillationModelArguments:
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "Tokenizer shared by teacher and student (default: the teacher's)."}
     )
-    cache_dir: str | None = field(default=None, metadata={"help": "Where downloads from the Hub are cached."})
-    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of Hub models."})
-    trust_remote_code: bool = field(
-        default=False,
-        metadata={"help": "Allow custom modelling code from model repositories to run. Only for repos you trust."},
-    )
     evaluate_teacher: bool = field(
         default=True, metadata={"help": "Also evaluate the teacher, for the side-by-side summary."}
     )
@@ -87,14 +81,6 @@ class DistillationModelArguments:
                 "Choose the student with exactly one of --student_name_or_path, --student_config_name or "
                 f"--student_layers (got {sources or 'none'})."
             )
-
-    @property
-    def hub_kwargs(self) -> dict[str, Any]:
-        return {
-            "cache_dir": self.cache_dir,
-            "revision": self.model_revision,
-            "trust_remote_code": self.trust_remote_code,
-        }
 
 
 def load_teacher(model_args: DistillationModelArguments, task: GlueTask) -> PreTrainedModel:
@@ -199,12 +185,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     trainer.card_task = task.name
     results: dict[str, Any] = {}
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        outcome = trainer.train(resume_from_checkpoint=True if checkpoint in ("True", "true", "last") else checkpoint)
-        trainer.log_metrics("train", outcome.metrics)
-        trainer.save_metrics("train", outcome.metrics)
-        trainer.save_state()
-        results.update(outcome.metrics)
+        results.update(train_and_record(trainer))
     student_results = evaluate_splits(trainer, evaluation) if training_args.do_eval and evaluation else {}
     results.update(student_results)
     if training_args.do_train:

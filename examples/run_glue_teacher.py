@@ -23,25 +23,19 @@ from transformers import (
     set_seed,
 )
 
-from hf_wcord.cli import parse_arguments, setup_logging
-from hf_wcord.glue import GlueDataArguments, evaluate_splits, load_glue, task_head_kwargs, tokenize_glue
+from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.glue import GlueDataArguments, load_glue, task_head_kwargs, tokenize_glue
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TeacherModelArguments:
+class TeacherModelArguments(HubLoadingArguments):
     """The pretrained model to fine-tune into a teacher."""
 
     model_name_or_path: str = field(metadata={"help": "Pretrained model: a Hub id or a local folder."})
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "Tokenizer to use, if not the one saved with the model."}
-    )
-    cache_dir: str | None = field(default=None, metadata={"help": "Where downloads from the Hub are cached."})
-    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model on the Hub."})
-    trust_remote_code: bool = field(
-        default=False,
-        metadata={"help": "Allow custom modelling code from the model repository to run. Only for repos you trust."},
     )
 
 
@@ -52,11 +46,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     setup_logging(training_args)
     set_seed(training_args.seed)
     raw, task = load_glue(data_args, model_args.cache_dir)
-    hub_kwargs = {
-        "cache_dir": model_args.cache_dir,
-        "revision": model_args.model_revision,
-        "trust_remote_code": model_args.trust_remote_code,
-    }
+    hub_kwargs = model_args.hub_kwargs
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub_kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_args.model_name_or_path, **task_head_kwargs(task), **hub_kwargs
@@ -75,12 +65,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     results: dict[str, float] = {}
     if training_args.do_train:
-        outcome = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        results.update(train_and_record(trainer))
         trainer.save_model()
-        trainer.log_metrics("train", outcome.metrics)
-        trainer.save_metrics("train", outcome.metrics)
-        trainer.save_state()
-        results.update(outcome.metrics)
     if training_args.do_eval and evaluation:
         results.update(evaluate_splits(trainer, evaluation))
     if training_args.push_to_hub:

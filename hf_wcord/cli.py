@@ -8,14 +8,36 @@ import json
 import logging as std_logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
 import transformers
 import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 CONFIG_FILE_EXTENSIONS = (".yaml", ".yml", ".json")
+
+
+@dataclass(kw_only=True)
+class HubLoadingArguments:
+    """How models are fetched from the Hub (or read from folders); the scripts' model arguments extend it."""
+
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloads from the Hub are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of Hub models."})
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Allow custom modelling code from model repositories to run. Only for repos you trust."},
+    )
+
+    @property
+    def hub_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `from_pretrained`."""
+        return {
+            "cache_dir": self.cache_dir,
+            "revision": self.model_revision,
+            "trust_remote_code": self.trust_remote_code,
+        }
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
@@ -64,3 +86,31 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+
+
+def train_and_record(trainer: Trainer) -> dict[str, float]:
+    """Train, resuming as `--resume_from_checkpoint` says (a checkpoint folder, or `True`/`last` for the latest one in
+    `output_dir`), then log and save the training metrics and the trainer state."""
+    checkpoint = trainer.args.resume_from_checkpoint
+    outcome = trainer.train(resume_from_checkpoint=True if checkpoint in ("True", "true", "last") else checkpoint)
+    trainer.log_metrics("train", outcome.metrics)
+    trainer.save_metrics("train", outcome.metrics)
+    trainer.save_state()
+    return outcome.metrics
+
+
+def evaluate_splits(trainer: Trainer, evaluation: dict[str, datasets.Dataset]) -> dict[str, float]:
+    """Evaluate `trainer.model` on each split, log and save the metrics (`eval_results.json`), and return them.
+
+    A task with one evaluation split gets `eval_<metric>` names; MNLI gets `eval_validation_matched_<metric>` and
+    `eval_validation_mismatched_<metric>`.
+    """
+    results: dict[str, float] = {}
+    for split, dataset in evaluation.items():
+        prefix = "eval" if len(evaluation) == 1 else f"eval_{split}"
+        split_metrics = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix)
+        split_metrics[f"{prefix}_samples"] = len(dataset)
+        trainer.log_metrics("eval", split_metrics)
+        results.update(split_metrics)
+    trainer.save_metrics("eval", results)
+    return results

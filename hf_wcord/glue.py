@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import datasets
 import numpy as np
-from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer
+from transformers import EvalPrediction, PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from . import metrics
@@ -303,23 +303,6 @@ def tokenize_glue(
             dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
         evaluation[split] = prepare(dataset, split)
     return train, evaluation
-
-
-def evaluate_splits(trainer: Trainer, evaluation: dict[str, datasets.Dataset]) -> dict[str, float]:
-    """Evaluate `trainer.model` on each split, log and save the metrics (`eval_results.json`), and return them.
-
-    A task with one evaluation split gets `eval_<metric>` names; MNLI gets `eval_validation_matched_<metric>` and
-    `eval_validation_mismatched_<metric>`.
-    """
-    results: dict[str, float] = {}
-    for split, dataset in evaluation.items():
-        prefix = "eval" if len(evaluation) == 1 else f"eval_{split}"
-        split_metrics = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix)
-        split_metrics[f"{prefix}_samples"] = len(dataset)
-        trainer.log_metrics("eval", split_metrics)
-        results.update(split_metrics)
-    trainer.save_metrics("eval", results)
-    return results
 
 
 def task_head_kwargs(task: GlueTask) -> dict[str, object]:

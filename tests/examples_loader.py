@@ -1,8 +1,10 @@
-"""Import the example scripts (they live outside the package) as modules."""
+"""Import the example scripts (they live outside the package) as modules, or launch them on two processes."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,3 +20,16 @@ def load_example(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def launch_on_two_cpu_processes(name: str, args: list[str]) -> str:
+    """Run `examples/<name>.py` with `accelerate launch` on two CPU processes (gloo); return its output, failing
+    the test with the output's tail when the run fails."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    command += [str(EXAMPLES / f"{name}.py"), *args, "--use_cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-4000:]
+    return output

@@ -191,8 +191,10 @@ def test_batch_size_one_keeps_every_term_finite(tmp_path, tokenizer, sst2_train)
 # ---- Mixed precision ----
 
 
-def test_bf16_training_keeps_every_term_finite_and_in_fp32(tmp_path, tokenizer, sst2_train):
-    trainer = make_trainer(tmp_path, tokenizer, sst2_train, bf16=True, use_cpu=True, max_steps=200, logging_steps=20)
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_keeps_every_term_finite_and_in_fp32(precision, tmp_path, tokenizer, sst2_train):
+    settings = {precision: True, "use_cpu": not torch.cuda.is_available(), "max_steps": 200, "logging_steps": 20}
+    trainer = make_trainer(tmp_path, tokenizer, sst2_train, **settings)
     captured = {}
     original = trainer.compute_loss_terms
 

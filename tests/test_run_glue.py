@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import tiny_bert
-from examples_loader import EXAMPLES, load_example
+from examples_loader import launch_on_two_cpu_processes, load_example
 
 from hf_wcord.glue import GLUE_TASKS, task_head_kwargs
 
@@ -224,15 +221,9 @@ def test_two_processes_keep_identical_banks(tiny_teachers, glue_dir, tmp_path):
     averaged; every rank ends with the same heads and banks, finite losses, and a saved student."""
     output_dir = tmp_path / "ddp"
     args = common_args(glue_dir, output_dir, "rte") + ["--teacher_name_or_path", tiny_teachers[2]]
-    args += ["--student_layers", "2", "--use_cpu", "--local_over_global_batch", "--max_steps", "3"]
+    args += ["--student_layers", "2", "--local_over_global_batch", "--max_steps", "3"]
     args += ["--per_device_train_batch_size", "4", "--report_to", "none", "--measure_speedup", "false"]
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    command += [str(EXAMPLES / "run_glue_distill.py"), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output[-4000:]
+    output = launch_on_two_cpu_processes("run_glue_distill", args)
     assert "agree across 2 processes" in output
     losses = logged_losses(output_dir)
     assert len(losses) == 3 and all(math.isfinite(entry["loss_local"]) for entry in losses)
