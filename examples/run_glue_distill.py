@@ -9,7 +9,7 @@ in-batch Sinkhorn terms), in the manner of transformers' `run_glue.py`.
 The student comes from a Hub id or folder (`--student_name_or_path`), a config (`--student_config_name`, random
 init), or the teacher itself (`--student_layers 0,4,8,11` or a layer count). Every `WCoRDConfig` field is a flag.
 At the end the teacher and student are evaluated side by side, with parameter counts and the inference speed-up,
-written to `distillation_summary.json`.
+written to `distillation_summary.json`. `--teacher_cache DIR` computes the teacher's outputs once and reuses them.
 """
 
 from __future__ import annotations

@@ -172,7 +172,9 @@ def _find_split_file(folder: str, split: str) -> str | None:
     return None
 
 
-def _load_dataset_dir(dataset_dir: str, task: str | None, splits: tuple[str, ...], cache_dir: str | None):
+def _load_dataset_dir(
+    dataset_dir: str, task: str | None, splits: tuple[str, ...], cache_dir: str | None
+) -> datasets.DatasetDict:
     folder = (
         os.path.join(dataset_dir, task) if task and os.path.isdir(os.path.join(dataset_dir, task)) else dataset_dir
     )

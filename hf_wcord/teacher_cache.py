@@ -184,7 +184,9 @@ def build_teacher_cache(
     return TeacherCache(directory)
 
 
-def open_or_build_teacher_cache(directory: str, fingerprint: dict[str, Any], build: Callable[[], TeacherCache]):
+def open_or_build_teacher_cache(
+    directory: str, fingerprint: dict[str, Any], build: Callable[[], TeacherCache]
+) -> TeacherCache:
     """Reuse the cache in `directory` when its fingerprint matches, else (re)build it, saying why."""
     meta_path = os.path.join(directory, CACHE_META_NAME)
     expected = {"version": CACHE_FORMAT_VERSION, **fingerprint}
