@@ -194,14 +194,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     teacher_results = None
     if model_args.evaluate_teacher and evaluated:
         teacher_results = evaluate_model(teacher, evaluated, training_args, collator, trainer.compute_metrics)
-    batch = speed_batch(evaluated, collator, training_args.per_device_eval_batch_size)
+    batch = (
+        speed_batch(evaluated, collator, training_args.per_device_eval_batch_size)
+        if model_args.measure_speedup
+        else None
+    )
     summary = distillation_summary(
-        trainer,
-        teacher,
-        model_args.teacher_name_or_path,
-        student_results,
-        teacher_results,
-        batch if model_args.measure_speedup else None,
+        trainer, teacher, model_args.teacher_name_or_path, student_results, teacher_results, batch
     )
     results["summary"] = summary
     write_summary(trainer, summary)

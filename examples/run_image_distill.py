@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformers import AutoImageProcessor, AutoModelForImageClassification, set_seed
+from transformers import AutoModelForImageClassification, set_seed
 
 from hf_wcord import WCoRDConfig, WCoRDTrainer
 from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
@@ -31,6 +31,7 @@ from hf_wcord.vision import (
     image_processor_for,
     load_image_classifier,
     load_image_data,
+    load_image_processor,
     native_image_size,
     needs_fixed_size,
     prepare_image_splits,
@@ -84,12 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "trained on this dataset (see examples/run_image_teacher.py)."
         )
     teacher.requires_grad_(False).eval()
-    try:
-        teacher_processor = AutoImageProcessor.from_pretrained(
-            model_args.teacher_name_or_path, **model_args.hub_kwargs
-        )
-    except (OSError, ValueError):
-        teacher_processor = None
+    teacher_processor = load_image_processor(model_args.teacher_name_or_path, model_args.hub_kwargs)
     preprocessing = ImagePreprocessing.for_model(teacher.config, teacher_processor, native_image_size(raw["train"]))
     student, _ = load_image_classifier(
         model_args.student_name_or_path,
@@ -125,8 +121,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         teacher_results = evaluate_model(
             teacher, {"validation": validation}, training_args, collate_images, accuracy_metrics
         )
-    rows = [validation[i] for i in range(min(len(validation), training_args.per_device_eval_batch_size))]
-    speed_batch = {"pixel_values": collate_images(rows)["pixel_values"]} if model_args.measure_speedup else None
+    speed_batch = None
+    if model_args.measure_speedup:
+        rows = [validation[i] for i in range(min(len(validation), training_args.per_device_eval_batch_size))]
+        speed_batch = {"pixel_values": collate_images(rows)["pixel_values"]}
     summary = distillation_summary(
         trainer, teacher, model_args.teacher_name_or_path, student_results, teacher_results, speed_batch
     )

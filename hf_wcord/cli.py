@@ -88,6 +88,12 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+def eval_prefix(split: str, num_splits: int) -> str:
+    """Metric prefix of an evaluation split: `eval` for a task's only split, `eval_<split>` when there are several
+    (MNLI's matched and mismatched)."""
+    return "eval" if num_splits == 1 else f"eval_{split}"
+
+
 def train_and_record(trainer: Trainer) -> dict[str, float]:
     """Train, resuming as `--resume_from_checkpoint` says (a checkpoint folder, or `True`/`last` for the latest one in
     `output_dir`), then log and save the training metrics and the trainer state."""
@@ -107,7 +113,7 @@ def evaluate_splits(trainer: Trainer, evaluation: dict[str, datasets.Dataset]) -
     """
     results: dict[str, float] = {}
     for split, dataset in evaluation.items():
-        prefix = "eval" if len(evaluation) == 1 else f"eval_{split}"
+        prefix = eval_prefix(split, len(evaluation))
         split_metrics = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix)
         split_metrics[f"{prefix}_samples"] = len(dataset)
         trainer.log_metrics("eval", split_metrics)

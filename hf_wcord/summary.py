@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
+from .cli import eval_prefix
 from .profiling import inference_speedup, parameter_count
 
 SUMMARY_NAME = "distillation_summary.json"
@@ -38,7 +39,7 @@ def evaluate_model(
         )
         trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=compute_metrics)
         for split, dataset in evaluation.items():
-            prefix = "eval" if len(evaluation) == 1 else f"eval_{split}"
+            prefix = eval_prefix(split, len(evaluation))
             results.update(trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix))
     return results
 

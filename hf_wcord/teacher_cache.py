@@ -49,7 +49,7 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def dataset_fingerprint(dataset: Any, index_column: str, batch_size: int = 1024) -> str:
+def dataset_fingerprint(dataset: Any, batch_size: int = 1024) -> str:
     """SHA-256 of every column the teacher could read (all but the labels), row by row in dataset order, so that
     another tokenizer, max length, subset or order gives another fingerprint."""
     import pyarrow as pa

@@ -230,11 +230,12 @@ class WCoRDTrainer(Trainer):
         column = self.args.index_column
         check_cacheable(self.train_dataset, column)
         teacher_layers = [t for t, _ in self.layer_pairs]
+        pooling = self._pooling()
         fingerprint = {
             "teacher": model_fingerprint(self.accelerator.unwrap_model(self.teacher_model)),
             "teacher_layers": teacher_layers,
-            "pooling": self._pooling(),
-            "data": dataset_fingerprint(self.train_dataset, column),
+            "pooling": pooling,
+            "data": dataset_fingerprint(self.train_dataset),
             "num_examples": len(self.train_dataset),
         }
         collator = self._get_collator_with_removed_columns(self.data_collator, "training")
@@ -247,7 +248,7 @@ class WCoRDTrainer(Trainer):
                 collator,
                 self._prepare_inputs,
                 teacher_layers,
-                self._pooling(),
+                pooling,
                 fingerprint,
                 column,
                 self.args.per_device_eval_batch_size,

@@ -289,7 +289,7 @@ def load_image_classifier(
 ) -> tuple[Any, Any | None]:
     """An image classifier from exactly one of: a Hub id or folder (with its image processor, if it has one), a
     config (random init), or a named preset (random init). Returns `(model, image_processor or None)`."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoModelForImageClassification
 
     sources = [value for value in (name_or_path, config_name, preset) if value]
     if len(sources) != 1:
@@ -314,11 +314,17 @@ def load_image_classifier(
             config, trust_remote_code=hub_kwargs.get("trust_remote_code", False)
         ), None
     model = AutoModelForImageClassification.from_pretrained(name_or_path, **hub_kwargs)
+    return model, load_image_processor(name_or_path, hub_kwargs)
+
+
+def load_image_processor(name_or_path: str, hub_kwargs: dict[str, Any]) -> Any | None:
+    """The image processor saved with a model, or None when it has none (models built from configs)."""
+    from transformers import AutoImageProcessor
+
     try:
-        processor = AutoImageProcessor.from_pretrained(name_or_path, **hub_kwargs)
+        return AutoImageProcessor.from_pretrained(name_or_path, **hub_kwargs)
     except (OSError, ValueError):
-        processor = None
-    return model, processor
+        return None
 
 
 def image_processor_for(preprocessing: ImagePreprocessing) -> Any:

@@ -155,25 +155,16 @@ def text_student(name: str, teacher: Any, seed: int) -> Any:
 
 def image_student(name: str, seed: int) -> Any:
     import torch
-    from transformers import AutoModelForImageClassification
 
     from hf_wcord.data import FASHION_MNIST_LABELS
-    from hf_wcord.vision import preset_config
+    from hf_wcord.vision import load_image_classifier
 
     torch.manual_seed(seed)
-    config = preset_config(name, 1, FASHION_MNIST_LABELS)
-    config.architectures = config.architectures or []
-    return AutoModelForImageClassification.from_config(config)
+    model, _ = load_image_classifier(None, None, name, 1, FASHION_MNIST_LABELS, {})
+    return model
 
 
 # ---- Training ----
-
-
-def accuracy(prediction: Any) -> dict[str, float]:
-    import numpy as np
-
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
 
 
 def collator_for(task: str, tokenizer: Any) -> Any:
@@ -195,7 +186,7 @@ def train_teacher(task: str, budget: Budget, splits: dict[str, Any], output: str
         TrainingArguments,
     )
 
-    from hf_wcord.vision import collate_images
+    from hf_wcord.vision import accuracy_metrics, collate_images
 
     folder = os.path.join(output, f"teacher_{task}")
     auto = AutoModelForSequenceClassification if task == "sst2" else AutoModelForImageClassification
@@ -227,7 +218,7 @@ def train_teacher(task: str, budget: Budget, splits: dict[str, Any], output: str
         args=args,
         train_dataset=splits["teacher"].remove_columns("idx"),
         data_collator=collator,
-        compute_metrics=accuracy,
+        compute_metrics=accuracy_metrics,
     )
     trainer.train()
     scores = {
@@ -254,6 +245,7 @@ def train_student(
 ) -> dict[str, float]:
     """One student run; returns its held-out and evaluation accuracy and its training time."""
     from hf_wcord import WCoRDConfig, WCoRDTrainer
+    from hf_wcord.vision import accuracy_metrics
 
     student = text_student(student_name, teacher, seed) if task == "sst2" else image_student(student_name, seed)
     settings = {**METHODS[method], **weights}
@@ -281,7 +273,7 @@ def train_student(
         args=args,
         train_dataset=splits["train"],
         data_collator=collator_for(task, tokenizer),
-        compute_metrics=accuracy,
+        compute_metrics=accuracy_metrics,
     )
     start = time.perf_counter()
     trainer.train()
