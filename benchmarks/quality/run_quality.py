@@ -45,8 +45,15 @@ LOCAL_WEIGHTS = (0.1, 0.5)
 KD_WEIGHTS = (1.0, 0.25)
 
 
+def loss_weight(settings: dict[str, Any], name: str) -> float:
+    """A method's weight `name` (`alpha_kd`, `lambda_global`, `lambda_local`): its own, else WCoRDConfig's default."""
+    from hf_wcord import WCoRDConfig
+
+    return settings.get(name, WCoRDConfig.__dataclass_fields__[name].default)
+
+
 def uses_kd(method: str) -> bool:
-    return METHODS[method].get("alpha_kd", 1.0) > 0
+    return loss_weight(METHODS[method], "alpha_kd") > 0
 
 
 def candidate_weights(method: str) -> list[dict[str, float]]:
@@ -58,8 +65,8 @@ def candidate_weights(method: str) -> list[dict[str, float]]:
     if method == "kd":
         return [{"alpha_kd": weight} for weight in KD_WEIGHTS]
     settings = METHODS[method]
-    has_global = settings.get("lambda_global", 0.8) > 0
-    has_local = settings.get("lambda_local", 0.1) > 0
+    has_global = loss_weight(settings, "lambda_global") > 0
+    has_local = loss_weight(settings, "lambda_local") > 0
     if has_global and has_local:
         return [
             {"lambda_global": g, "lambda_local": local} for g, local in zip(GLOBAL_WEIGHTS, LOCAL_WEIGHTS, strict=True)
@@ -266,7 +273,7 @@ def train_student(
 
     student = text_student(student_name, teacher, seed) if task == "sst2" else image_student(student_name, seed)
     settings = {**METHODS[method], **weights}
-    uses_features = settings.get("lambda_global", 0.8) > 0 or settings.get("lambda_local", 0.1) > 0
+    uses_features = loss_weight(settings, "lambda_global") > 0 or loss_weight(settings, "lambda_local") > 0
     args = WCoRDConfig(
         output_dir=tempfile.mkdtemp(prefix="student_"),
         num_train_epochs=budget.epochs,
@@ -395,10 +402,8 @@ def markdown_table(rows: list[dict[str, Any]], teachers: dict[str, dict]) -> str
 
 
 def describe_weights(settings: dict[str, Any]) -> str:
-    from hf_wcord import WCoRDConfig
-
     names = {"alpha_kd": "kd", "lambda_global": "global", "lambda_local": "local"}
-    values = {name: settings.get(name, WCoRDConfig.__dataclass_fields__[name].default) for name in names}
+    values = {name: loss_weight(settings, name) for name in names}
     return ", ".join(f"{names[name]} {value:g}" for name, value in values.items() if value > 0) or "-"
 
 
