@@ -58,7 +58,9 @@ class WCoRDConfig(TrainingArguments):
                 "Which hidden states are matched. 'uniform': student layer k <- teacher layer k*L_T/L_S for every "
                 "student layer; 'last': the last hidden state of each model; or explicit pairs "
                 "'teacher:student,...' indexing `hidden_states` (0 is the embedding output), e.g. '4:1,8:2,12:3'. "
-                "'auto' is 'uniform' for text models and 'last' (the penultimate feature) for vision models."
+                "'auto' is 'last' (for vision the penultimate feature, as in CRD/WCoRD; for text the last layer, "
+                "whose mean-pooled states carry the sentence, where intermediate [CLS] states of sentence encoders "
+                "are nearly constant). 'uniform' with `pooling='first'` gives CoDIR-style intermediate-layer maps."
             )
         },
     )
@@ -71,8 +73,8 @@ class WCoRDConfig(TrainingArguments):
         metadata={
             "help": (
                 "How a token sequence (batch, tokens, dim) becomes one vector per example: 'first' (the [CLS] "
-                "token) or 'mean' (mean over non-padding tokens). 'auto': 'first' for text, 'mean' for vision "
-                "tokens. Feature maps (batch, channels, height, width) are always global-average pooled."
+                "token) or 'mean' (mean over non-padding tokens). 'auto': 'mean' (text and vision tokens). Feature "
+                "maps (batch, channels, height, width) are always global-average pooled."
             )
         },
     )
@@ -85,8 +87,10 @@ class WCoRDConfig(TrainingArguments):
         default="spectral",
         metadata={
             "help": (
-                "How the heads are kept 1-Lipschitz: 'spectral' (spectral normalisation), 'gradient_penalty' "
-                "(one-sided penalty on the heads' input gradients) or 'none' (CRD-style, unconstrained)."
+                "How the critic g(x, y) = <f_T(x), f_S(y)>/tau is kept Lipschitz: 'spectral' (heads ball(W z) with "
+                "sigma_max(W) = 1: g is (1/tau)-Lipschitz in each standardised feature), 'gradient_penalty' (the "
+                "same heads with W free and a one-sided penalty on the critic's input gradients) or 'none' (CRD's "
+                "unconstrained head normalize(W z + b))."
             )
         },
     )
@@ -94,9 +98,9 @@ class WCoRDConfig(TrainingArguments):
         default=True,
         metadata={
             "help": (
-                "Standardise each pooled feature dimension (batch statistics, no learned parameters) before the "
-                "heads. Without it the large common component of transformer features keeps a norm-bounded head "
-                "from separating examples."
+                "Standardise each pooled feature dimension (batch statistics, no learned parameters, an eps relative "
+                "to the mean variance) and scale to unit root-mean-square norm before the heads. Without it the large "
+                "common component of transformer features keeps a norm-bounded head from separating examples."
             )
         },
     )
@@ -131,6 +135,35 @@ class WCoRDConfig(TrainingArguments):
                 "'bank': CRD-style memory bank with one slot per training example, keyed by `index_column`; "
                 "'queue': MoCo-style FIFO queue of the last `num_negatives` embeddings; 'auto': bank when the "
                 "training set has `index_column`, else queue."
+            )
+        },
+    )
+    warm_negatives: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Give every negative a real embedding: before the first step a no-gradient pass over the training set "
+                "fills each memory-bank slot (nearly free with the teacher cache), and slots or queue entries never "
+                "written are masked. False: v0.1's stores, which start as random unit vectors used as negatives."
+            )
+        },
+    )
+    label_aware_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "CoDIR's label-aware negatives: leave out of each anchor's negatives the stored examples of its own "
+                "class (classification only; needs the label column)."
+            )
+        },
+    )
+    representation_warmup_ratio: float = field(
+        default=0.1,
+        metadata={
+            "help": (
+                "Fraction of the training steps over which the weights of the global and local terms ramp linearly "
+                "from 0 to `lambda_global` / `lambda_local`, so that the task loss and KD shape the student before "
+                "the representation terms pull on it. 0 turns the ramp off."
             )
         },
     )
@@ -212,6 +245,10 @@ class WCoRDConfig(TrainingArguments):
         for name in ("feat_dim", "num_negatives", "sinkhorn_iters"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        if not 0.0 <= self.representation_warmup_ratio <= 1.0:
+            raise ValueError(
+                f"`representation_warmup_ratio` must be in [0, 1], got {self.representation_warmup_ratio}."
+            )
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ValueError(f"`bank_momentum` must be in [0, 1), got {self.bank_momentum}.")
         for name, choices in (

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .config import DEFAULT_NUM_NEGATIVES, WCoRDConfig
-from .heads import ProjectionHead, gradient_penalty
+from .heads import ProjectionHead, critic_gradient_penalty
 from .losses.contrastive import WassersteinContrastiveLoss
 from .losses.memory import FeatureQueue, MemoryBank
 from .losses.sinkhorn import SinkhornLoss
@@ -23,10 +23,10 @@ GatherFn = Callable[[torch.Tensor], torch.Tensor]
 class WCoRDDistiller(nn.Module):
     r"""Projection heads, negative stores and the two representation terms, for every mapped layer pair l:
 
-        t_l = f_T^l(h_T^l),  s_l = f_S^l(h_S^l)   (unit vectors in R^feat_dim)
+        t_l = f_T^l(h_T^l),  s_l = f_S^l(h_S^l)   (embeddings of norm <= 1 in R^feat_dim)
         global = sum_l w_l * L_global(t_l, s_l; negatives from the store of pair l)
         local  = sum_l w_l * L_local(sg(t_l), s_l)
-        gradient_penalty = sum_l (GP(f_T^l) + GP(f_S^l))   (only with lipschitz='gradient_penalty')
+        gradient_penalty = sum_l GP(critic_l)   (only with lipschitz='gradient_penalty')
 
     In the local term the teacher embeddings are targets (sg = stop-gradient): the teacher heads learn from the
     global term only, so they cannot lower the transport cost by collapsing both point clouds onto one point.
@@ -36,6 +36,7 @@ class WCoRDDistiller(nn.Module):
         student_dims: width of each pooled student feature, one per layer pair.
         config: the [`WCoRDConfig`] with the head, loss and negative settings.
         num_slots: number of memory-bank slots (the dataset size) for `negatives_source='bank'`; None for a queue.
+        num_examples: the training set's size when known; caps the queue's length at N - 1.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class WCoRDDistiller(nn.Module):
         student_dims: Sequence[int],
         config: WCoRDConfig,
         num_slots: int | None = None,
+        num_examples: int | None = None,
     ) -> None:
         super().__init__()
         if len(teacher_dims) != len(student_dims) or not teacher_dims:
@@ -56,13 +58,14 @@ class WCoRDDistiller(nn.Module):
                 "weight per pair."
             )
         self.register_buffer("layer_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
-        if num_slots is not None:
-            self.num_negatives = config.num_negatives or min(DEFAULT_NUM_NEGATIVES, num_slots - 1)
-        else:
-            self.num_negatives = config.num_negatives or DEFAULT_NUM_NEGATIVES
+        available = num_slots if num_slots is not None else num_examples
+        default_negatives = DEFAULT_NUM_NEGATIVES if available is None else min(DEFAULT_NUM_NEGATIVES, available - 1)
+        self.num_negatives = config.num_negatives or max(default_negatives, 1)
         self.compute_global = config.lambda_global > 0
         self.compute_local = config.lambda_local > 0
         self.use_gradient_penalty = config.lipschitz == "gradient_penalty"
+        self.label_aware = config.label_aware_negatives
+        self.temperature = config.contrast_temperature
 
         def head(dim: int) -> ProjectionHead:
             return ProjectionHead(
@@ -71,11 +74,13 @@ class WCoRDDistiller(nn.Module):
 
         self.teacher_heads = nn.ModuleList(head(dim) for dim in teacher_dims)
         self.student_heads = nn.ModuleList(head(dim) for dim in student_dims)
+        sphere = config.lipschitz == "none"
+        cold_start = not config.warm_negatives
 
         def store() -> nn.Module:
             if num_slots is not None:
-                return MemoryBank(num_slots, config.feat_dim, config.bank_momentum)
-            return FeatureQueue(self.num_negatives, config.feat_dim)
+                return MemoryBank(num_slots, config.feat_dim, config.bank_momentum, sphere, cold_start)
+            return FeatureQueue(self.num_negatives, config.feat_dim, sphere, cold_start)
 
         self.teacher_stores = nn.ModuleList(store() for _ in range(num_pairs))
         self.student_stores = nn.ModuleList(store() for _ in range(num_pairs))
@@ -99,6 +104,7 @@ class WCoRDDistiller(nn.Module):
         teacher_features: Sequence[torch.Tensor],
         student_features: Sequence[torch.Tensor],
         index: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Compute the enabled terms and, in training mode, push this batch into the negative stores."""
         if self.uses_bank and index is None:
@@ -106,6 +112,12 @@ class WCoRDDistiller(nn.Module):
                 "The memory bank needs each example's dataset index, but the batch has none: keep the index column "
                 "in the dataset (see `index_column`) or set `negatives_source='queue'`."
             )
+        if self.label_aware and labels is None:
+            raise ValueError(
+                "`label_aware_negatives=True` needs each example's label, but the batch has no `labels`: keep the "
+                "label column, or set `label_aware_negatives=False`."
+            )
+        labels = labels if self.label_aware else None
         device = self.layer_weights.device
         terms: dict[str, torch.Tensor] = {}
         zero = torch.zeros((), device=device)
@@ -114,14 +126,17 @@ class WCoRDDistiller(nn.Module):
         local_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         if self.compute_global:
             # One draw of K slots per step, shared by every pair's stores (each pair has its own bank).
-            slots, excluded = self.teacher_stores[0].draw(self.num_negatives, index)
+            slots, excluded = self.teacher_stores[0].draw(self.num_negatives, index, labels)
         with torch.autocast(device_type=device.type, enabled=False):
             for pair, (teacher_feature, student_feature) in enumerate(
                 zip(teacher_features, student_features, strict=True)
             ):
                 weight = self.layer_weights[pair]
-                t = self.teacher_heads[pair](teacher_feature.detach().float())
-                s = self.student_heads[pair](student_feature.float())
+                teacher_head, student_head = self.teacher_heads[pair], self.student_heads[pair]
+                teacher_standardized = teacher_head.standardize(teacher_feature.detach().float())
+                student_standardized = student_head.standardize(student_feature.float())
+                t = teacher_head.embed(teacher_standardized)
+                s = student_head.embed(student_standardized)
                 if self.compute_global:
                     teacher_negatives = self.teacher_stores[pair].negatives(slots)
                     student_negatives = self.student_stores[pair].negatives(slots)
@@ -131,8 +146,9 @@ class WCoRDDistiller(nn.Module):
                 if self.compute_local:
                     local_pairs.append((t.detach(), s))
                 if self.use_gradient_penalty and self.training:
-                    penalty = penalty + gradient_penalty(self.teacher_heads[pair], teacher_feature)
-                    penalty = penalty + gradient_penalty(self.student_heads[pair], student_feature)
+                    penalty = penalty + critic_gradient_penalty(
+                        teacher_head, student_head, teacher_standardized, student_standardized
+                    )
                 updates.append((t.detach(), s.detach()))
             if self.compute_local:
                 local_term = self._local_term(local_pairs)
@@ -143,8 +159,27 @@ class WCoRDDistiller(nn.Module):
         if self.use_gradient_penalty and self.training:
             terms["gradient_penalty"] = penalty
         if self.training and self.compute_global:
-            self._update_stores(updates, index)
+            self._update_stores(updates, index, labels)
         return terms
+
+    @torch.no_grad()
+    def fill(
+        self,
+        teacher_features: Sequence[torch.Tensor],
+        student_features: Sequence[torch.Tensor],
+        index: torch.Tensor | None,
+        labels: torch.Tensor | None = None,
+    ) -> None:
+        """Write one batch's embeddings into the negative stores without computing a loss (the warm-up pass that
+        gives every memory-bank slot a real embedding before the first step)."""
+        updates = []
+        with torch.autocast(device_type=self.layer_weights.device.type, enabled=False):
+            for pair, (teacher_feature, student_feature) in enumerate(
+                zip(teacher_features, student_features, strict=True)
+            ):
+                t = self.teacher_heads[pair](teacher_feature.float())
+                updates.append((t, self.student_heads[pair](student_feature.float())))
+        self._update_stores(updates, index, labels if self.label_aware else None)
 
     def _local_term(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """sum_l w_l * L_local(sg(t_l), s_l), every pair's Sinkhorn problem solved in one batched call."""
@@ -154,10 +189,18 @@ class WCoRDDistiller(nn.Module):
         student = torch.stack([s for _, s in pairs])
         return (self.layer_weights * self.local_loss(teacher, student)).sum()
 
-    def _update_stores(self, updates: list[tuple[torch.Tensor, torch.Tensor]], index: torch.Tensor | None) -> None:
+    def _update_stores(
+        self,
+        updates: list[tuple[torch.Tensor, torch.Tensor]],
+        index: torch.Tensor | None,
+        labels: torch.Tensor | None,
+    ) -> None:
         gather = self.gather or (lambda tensor: tensor)
+        device = self.layer_weights.device
         if index is not None:
-            index = gather(index.to(self.layer_weights.device))
+            index = gather(index.to(device))
+        if labels is not None:
+            labels = gather(labels.to(device))
         for pair, (t, s) in enumerate(updates):
-            self.teacher_stores[pair].update(index, gather(t))
-            self.student_stores[pair].update(index, gather(s))
+            self.teacher_stores[pair].update(index, gather(t), labels)
+            self.student_stores[pair].update(index, gather(s), labels)

@@ -21,19 +21,15 @@ def parse_layer_pairs(spec: str) -> list[tuple[int, int]]:
     return pairs
 
 
-def resolve_layer_map(
-    spec: str, num_teacher_states: int, num_student_states: int, is_vision: bool = False
-) -> list[tuple[int, int]]:
+def resolve_layer_map(spec: str, num_teacher_states: int, num_student_states: int) -> list[tuple[int, int]]:
     """Turn a layer-map spec into `(teacher_index, student_index)` pairs into the models' `hidden_states`.
 
     `hidden_states` holds the embedding output followed by one entry per layer (stage), so a model with L layers has
     L + 1 states. 'uniform' maps student layer k (1..L_S) to teacher layer round(k * L_T / L_S); 'last' pairs the
-    final states; 'auto' is 'last' for vision and 'uniform' for text. Negative indices count from the end.
+    final states, and so does 'auto'. Negative indices count from the end.
     """
     teacher_layers, student_layers = num_teacher_states - 1, num_student_states - 1
-    if spec == "auto":
-        spec = "last" if is_vision else "uniform"
-    if spec == "last":
+    if spec in ("auto", "last"):
         pairs = [(teacher_layers, student_layers)]
     elif spec == "uniform":
         pairs = [(round(k * teacher_layers / student_layers), k) for k in range(1, student_layers + 1)]

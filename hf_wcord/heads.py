@@ -1,10 +1,26 @@
-"""Projection heads f_T, f_S of the critic: map pooled features to the unit sphere, kept 1-Lipschitz."""
+r"""The critic's projection heads f_T, f_S and the feature standardisation in front of them.
+
+The WCoRD critic is g(x, y) = <t(x), s(y)> / tau, with x, y the pooled teacher and student features and
+t = f_T(standardize_T(x)), s = f_S(standardize_S(y)). With `lipschitz="spectral"` (the default) each head is
+
+    f(z) = ball(W z),   ball(u) = u / max(1, ||u||),   sigma_max(W) = 1,
+
+so f is 1-Lipschitz with ||f(z)|| <= 1 (a projection onto a convex set is non-expansive, and ||W|| = 1). Then
+|g(x, y) - g(x', y')| <= (||z_x - z_x'|| + ||z_y - z_y'||) / tau: the critic is (1/tau)-Lipschitz in each
+standardised input and (sqrt(2)/tau)-Lipschitz in both together ([`critic_lipschitz_constant`] gives the constant in
+the raw features). Unlike normalize(W z / sigma_max(W) + b), which spans the same functions as an unconstrained head,
+the ball keeps the scale of W z, so the constraint binds.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrize import register_parametrization
+
+RELATIVE_EPS = 1e-2
 
 
 class ExactSpectralNorm(nn.Module):
@@ -28,32 +44,59 @@ def spectral_norm(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
-class FeatureStandardizer(nn.BatchNorm1d):
-    r"""Per-dimension standardisation x -> (x - mean) / sqrt(var + 1e-5), with no learned parameters.
+def project_to_ball(vectors: torch.Tensor) -> torch.Tensor:
+    """u -> u / max(1, ||u||): the Euclidean projection onto the unit ball (1-Lipschitz)."""
+    return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1.0)
 
-    Batch statistics in training (running statistics for a batch of one), running statistics in evaluation. Pooled
-    transformer features share a large common component; without this fixed normalisation a norm-bounded head
-    cannot separate examples and the contrastive term stays at chance level.
+
+class FeatureStandardizer(nn.BatchNorm1d):
+    r"""Per-dimension standardisation to unit root-mean-square norm, with no learned parameters:
+
+        z = (x - mean) * c,   c_d = 1 / sqrt(D * (var_d + RELATIVE_EPS * mean_k var_k))
+
+    The eps is relative to the data's own variance, so a dimension that barely varies is not blown up (an absolute
+    eps of 1e-5 multiplies features with variance 1e-7 by 316), and the 1/sqrt(D) keeps ||z|| near 1 whatever the
+    width D, so that the heads' unit Lipschitz bound is on the scale of the data. Statistics are those of the
+    batch in training (constants of the step: no gradient flows through them; running statistics for a batch of
+    one) and the running ones in evaluation; they are updated once per training forward.
     """
 
     def __init__(self, dim: int) -> None:
         super().__init__(dim, affine=False)
 
+    def scale(self, variance: torch.Tensor) -> torch.Tensor:
+        """The per-dimension factor c for the given variances."""
+        regularised = variance + RELATIVE_EPS * variance.mean() + 1e-12
+        return regularised.mul(variance.numel()).rsqrt()
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if self.training and features.shape[0] == 1:
-            return nn.functional.batch_norm(
-                features, self.running_mean, self.running_var, training=False, eps=self.eps
-            )
-        return super().forward(features)
+        features = features.float()
+        if self.training and features.shape[0] > 1:
+            with torch.no_grad():
+                mean = features.mean(dim=0)
+                variance = features.var(dim=0, unbiased=False)
+                rows = features.shape[0]
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(variance * rows / (rows - 1), self.momentum)
+                self.num_batches_tracked.add_(1)
+        else:
+            mean, variance = self.running_mean, self.running_var
+        return (features - mean) * self.scale(variance)
+
+    def current_scale(self) -> torch.Tensor:
+        """The factor c of the running statistics (the one evaluation uses)."""
+        return self.scale(self.running_var)
 
 
 class ProjectionHead(nn.Module):
-    r"""`x -> normalize(f(x))` with f linear (or linear-ReLU-linear) and, by default, spectrally normalised.
+    r"""`x -> f(standardize(x))`, the critic's embedding of one side.
 
-    With `lipschitz="spectral"` every linear map is divided by its largest singular value, so
-    ||f(x) - f(y)|| <= ||x - y|| (ReLU is 1-Lipschitz). `"gradient_penalty"` leaves the weights free and relies on
-    [`gradient_penalty`] in the loss; `"none"` is the unconstrained (CRD) head. The input is first standardised by
-    [`FeatureStandardizer`] (a fixed normalisation of the data, not part of f). Always runs in fp32.
+    - `lipschitz="spectral"`: f(z) = ball(W z) with sigma_max(W) = 1 (an MLP: W_2 relu(W_1 z), both normalised),
+      1-Lipschitz with outputs in the unit ball.
+    - `"gradient_penalty"`: the same f with W free, pushed towards the bound by [`critic_gradient_penalty`].
+    - `"none"`: CRD's head f(z) = normalize(W z + b), unconstrained (and not Lipschitz near W z + b = 0).
+
+    Always runs in fp32.
     """
 
     def __init__(
@@ -65,46 +108,78 @@ class ProjectionHead(nn.Module):
         standardize: bool = True,
     ) -> None:
         super().__init__()
+        if lipschitz not in ("spectral", "gradient_penalty", "none"):
+            raise ValueError(f"Unknown Lipschitz method {lipschitz!r}: use 'spectral', 'gradient_penalty' or 'none'.")
+        self.lipschitz = lipschitz
         self.standardize = FeatureStandardizer(in_dim) if standardize else nn.Identity()
+        bias = lipschitz == "none"
         if head_type == "linear":
-            layers: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
+            layers: list[nn.Module] = [nn.Linear(in_dim, out_dim, bias=bias)]
         elif head_type == "mlp":
-            layers = [nn.Linear(in_dim, in_dim), nn.ReLU(), nn.Linear(in_dim, out_dim)]
+            layers = [nn.Linear(in_dim, in_dim, bias=bias), nn.ReLU(), nn.Linear(in_dim, out_dim, bias=bias)]
         else:
             raise ValueError(f"Unknown head type {head_type!r}: use 'linear' or 'mlp'.")
         if lipschitz == "spectral":
             layers = [spectral_norm(layer) if isinstance(layer, nn.Linear) else layer for layer in layers]
-        elif lipschitz not in ("gradient_penalty", "none"):
-            raise ValueError(f"Unknown Lipschitz method {lipschitz!r}: use 'spectral', 'gradient_penalty' or 'none'.")
         self.net = nn.Sequential(*layers)
 
-    def project(self, features: torch.Tensor) -> torch.Tensor:
-        """f(standardize(x)) before the final normalisation."""
-        return self.net(self.standardize(features.float()))
+    def embed(self, standardized: torch.Tensor) -> torch.Tensor:
+        """f(z) for already standardised features z."""
+        projected = self.net(standardized.float())
+        if self.lipschitz == "none":
+            return nn.functional.normalize(projected, dim=-1)
+        return project_to_ball(projected)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.project(features), dim=-1)
+        return self.embed(self.standardize(features.float()))
 
-    def lipschitz_bound(self) -> float:
-        """Product of the exact spectral norms of the linear maps: an upper bound on f's Lipschitz constant."""
+    def weight_norm_bound(self) -> float:
+        """Product of the exact spectral norms of the linear maps: f's Lipschitz constant in z (ball heads)."""
         bound = 1.0
         for layer in self.net:
             if isinstance(layer, nn.Linear):
                 bound *= torch.linalg.matrix_norm(layer.weight.detach().float(), ord=2).item()
         return bound
 
+    def lipschitz_bound(self) -> float:
+        """Lipschitz constant of x -> f(standardize(x)) in the raw features, with the running statistics:
+        max_d c_d times [`weight_norm_bound`]. Infinite for CRD's normalised head."""
+        if self.lipschitz == "none":
+            return math.inf
+        if not isinstance(self.standardize, FeatureStandardizer):
+            return self.weight_norm_bound()
+        return self.standardize.current_scale().max().item() * self.weight_norm_bound()
 
-def gradient_penalty(head: ProjectionHead, features: torch.Tensor) -> torch.Tensor:
-    r"""One-sided gradient penalty that pushes f towards 1-Lipschitz:
 
-        GP = (1/n) sum_i max(0, ||J_f(x_i)^T u_i|| - 1)^2,   u_i uniform on the unit sphere of f's output space
+def critic_lipschitz_constant(teacher_head: ProjectionHead, student_head: ProjectionHead, temperature: float) -> float:
+    r"""Lipschitz constant of g(x, y) = <t(x), s(y)> / tau in the raw pooled features (x, y) jointly:
 
-    x_i are the standardised features. `J_f(x)^T u` is the gradient of <f(x), u>; its norm is at most the Lipschitz
-    constant of f at x, so the penalty is zero for any 1-Lipschitz f and its expectation is positive wherever f
-    stretches some direction.
+        L = sqrt(L_T^2 + L_S^2) / tau
+
+    with L_T, L_S the heads' [`ProjectionHead.lipschitz_bound`] (valid because ||t||, ||s|| <= 1)."""
+    return math.hypot(teacher_head.lipschitz_bound(), student_head.lipschitz_bound()) / temperature
+
+
+def critic_gradient_penalty(
+    teacher_head: ProjectionHead,
+    student_head: ProjectionHead,
+    teacher_standardized: torch.Tensor,
+    student_standardized: torch.Tensor,
+) -> torch.Tensor:
+    r"""One-sided gradient penalty (WGAN-GP style) on the critic tau * g(z_x, z_y) = <f_T(z_x), f_S(z_y)>, over the
+    batch's positive pairs (z_x_i, z_y_i) and as many shuffled pairs (z_x_i, z_y_pi(i)):
+
+        GP = mean over pairs of max(0, ||grad_{z_x} tau g|| - 1)^2 + max(0, ||grad_{z_y} tau g|| - 1)^2
+
+    Zero for a critic that is (1/tau)-Lipschitz in each standardised input. The standardised features z come from
+    the loss' own forward pass (detached), so the standardisers run once per step.
     """
-    inputs = head.standardize(features.detach().float()).detach().requires_grad_(True)
-    outputs = head.net(inputs)
-    directions = nn.functional.normalize(torch.randn_like(outputs), dim=-1)
-    (gradients,) = torch.autograd.grad((outputs * directions).sum(), inputs, create_graph=True)
-    return torch.relu(gradients.norm(dim=-1) - 1.0).pow(2).mean()
+    z_x = teacher_standardized.detach().float()
+    z_y = student_standardized.detach().float()
+    shuffled = torch.randperm(z_y.shape[0], device=z_y.device)
+    z_x = torch.cat([z_x, z_x]).requires_grad_(True)
+    z_y = torch.cat([z_y, z_y[shuffled]]).requires_grad_(True)
+    critic = (teacher_head.embed(z_x) * student_head.embed(z_y)).sum()
+    grad_x, grad_y = torch.autograd.grad(critic, (z_x, z_y), create_graph=True)
+    excess = torch.relu(grad_x.norm(dim=-1) - 1.0).pow(2) + torch.relu(grad_y.norm(dim=-1) - 1.0).pow(2)
+    return excess.mean()

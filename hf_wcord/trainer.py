@@ -8,7 +8,6 @@ import os
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -22,6 +21,7 @@ from .distributed import check_ranks_agree, gather_with_grad, state_digest
 from .features import get_hidden_states, pooled_features, resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, render_model_card
+from .negatives import bank_size, representation_ramp, warm_negative_stores
 from .teacher import prepare_teacher
 from .teacher_cache import (
     CachedTeacherOutputs,
@@ -109,6 +109,18 @@ class WCoRDTrainer(Trainer):
         if isinstance(teacher_model, str):
             teacher_model = _load_teacher(teacher_model, model)
         _check_compatible(teacher_model, model)
+        if args.label_aware_negatives and _is_regression(model):
+            raise ValueError(
+                "`label_aware_negatives=True` leaves out negatives of the anchor's class, but the student is a "
+                "regression model: set `label_aware_negatives=False`."
+            )
+        if args.uses_representation_terms and (kwargs.get("optimizers") or (None, None))[0] is not None:
+            raise ValueError(
+                "A ready-made optimizer was passed in `optimizers`, but the WCoRD projection heads need their own "
+                "parameter group in it: pass `optimizer_cls_and_kwargs=(optimizer_class, kwargs)` instead, so that "
+                "the trainer builds the optimizer over the student and the heads (or set `lambda_global=0` and "
+                "`lambda_local=0`)."
+            )
         super().__init__(model=model, args=args, **kwargs)
         self.loss_is_scaled_for_ga = False
         self.model_accepts_loss_kwargs = False
@@ -129,12 +141,16 @@ class WCoRDTrainer(Trainer):
 
     @property
     def loss_weights(self) -> dict[str, float]:
-        """Weight of each named loss term in the total."""
+        """Weight of each named loss term in the total; the global and local weights ramp up over the first
+        `representation_warmup_ratio` of the training steps."""
+        ramp = representation_ramp(
+            self.state.global_step, self.state.max_steps or 0, self.args.representation_warmup_ratio
+        )
         return {
             "ce": self.args.alpha_ce,
             "kd": self.args.alpha_kd,
-            "global": self.args.lambda_global,
-            "local": self.args.lambda_local,
+            "global": self.args.lambda_global * ramp,
+            "local": self.args.lambda_local * ramp,
             "gradient_penalty": self.args.gradient_penalty_weight,
         }
 
@@ -157,18 +173,6 @@ class WCoRDTrainer(Trainer):
         collator = self._get_collator_with_removed_columns(self.data_collator, "training")
         return self._prepare_inputs(collator(examples))
 
-    def _num_bank_slots(self) -> int:
-        column = self.args.index_column
-        dataset = self.train_dataset
-        if hasattr(dataset, "with_format") and column in getattr(dataset, "column_names", []):
-            return int(np.max(dataset.with_format("numpy")[column])) + 1
-        if hasattr(dataset, "__len__"):
-            return len(dataset)
-        raise ValueError(
-            "The memory bank needs the dataset size, but the training set has no length (streaming?): set "
-            "`negatives_source='queue'`."
-        )
-
     @torch.no_grad()
     def _build_distiller(self) -> WCoRDDistiller:
         batch = self._probe_batch()
@@ -180,10 +184,7 @@ class WCoRDTrainer(Trainer):
         student_states = get_hidden_states(student(**batch, output_hidden_states=True), "student")
         teacher_states = get_hidden_states(self.teacher_model(**batch, output_hidden_states=True), "teacher")
         student.train(was_training)
-        self.is_vision = "pixel_values" in batch
-        self.layer_pairs = resolve_layer_map(
-            self.args.layer_map, len(teacher_states), len(student_states), self.is_vision
-        )
+        self.layer_pairs = resolve_layer_map(self.args.layer_map, len(teacher_states), len(student_states))
         mask = batch.get("attention_mask")
         teacher_features = self._teacher_features(teacher_states, mask)
         student_features = self._student_features(student_states, mask)
@@ -201,7 +202,7 @@ class WCoRDTrainer(Trainer):
                     f"{{'{self.args.index_column}': i}}, with_indices=True)`), set `index_column`, or use "
                     "`negatives_source='queue'`."
                 )
-            num_slots = self._num_bank_slots()
+            num_slots = bank_size(self.train_dataset, self.args.index_column)
             if self.args.lambda_global > 0 and num_slots < 2:
                 raise ValueError(
                     "The global term draws negatives from the other training examples, but the training set holds "
@@ -217,6 +218,7 @@ class WCoRDTrainer(Trainer):
             [f.shape[-1] for f in student_features],
             self.args,
             num_slots,
+            len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None,
         ).to(self.args.device)
         if self.accelerator.num_processes > 1:
             distiller.gather = self.accelerator.gather
@@ -258,9 +260,7 @@ class WCoRDTrainer(Trainer):
             return open_or_build_teacher_cache(directory, fingerprint, build)
 
     def _pooling(self) -> str:
-        if self.args.pooling != "auto":
-            return self.args.pooling
-        return "mean" if getattr(self, "is_vision", False) else "first"
+        return "mean" if self.args.pooling == "auto" else self.args.pooling
 
     def _teacher_features(self, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None) -> list[torch.Tensor]:
         return pooled_features(states, [t for t, _ in self.layer_pairs], mask, self._pooling())
@@ -301,9 +301,41 @@ class WCoRDTrainer(Trainer):
                     f"{resume_from_checkpoint} is incomplete (it lacks {missing}): its save was interrupted. Resume "
                     "from an earlier checkpoint, or pass `resume_from_checkpoint=True` for the latest complete one."
                 )
+        warm = self.distiller is not None and self.distiller.uses_bank and self.args.warm_negatives
+        if warm and not resume_from_checkpoint:
+            self.warm_negative_stores()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self.verify_distiller_sync()
         return output
+
+    def warm_negative_stores(self) -> None:
+        """Fill every memory-bank slot with its example's embedding (a no-gradient pass over the training set, in
+        order; the teacher's outputs come from the teacher cache when there is one). Runs at the start of `train()`
+        unless it resumes from a checkpoint, which holds the bank."""
+        batches = self._get_dataloader(
+            self.train_dataset,
+            "Memory-bank warm-up",
+            self.args.eval_batch_size,
+            sampler_fn=torch.utils.data.SequentialSampler,
+        )
+        student = self.model
+        was_training = student.training
+        student.eval()
+
+        def features(inputs: dict[str, Any], index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+            student_outputs = student(**inputs, output_hidden_states=True)
+            teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, True)
+            return self._pooled_features(inputs, student_outputs, teacher_outputs)
+
+        with torch.no_grad():
+            warm_negative_stores(
+                self.distiller,
+                batches,
+                features,
+                self.args.index_column,
+                disable_progress=self.args.disable_tqdm or not self.is_local_process_zero(),
+            )
+        student.train(was_training)
 
     # ---- Optimisation ----
 
@@ -320,6 +352,14 @@ class WCoRDTrainer(Trainer):
                 group["lr"] = self.args.head_learning_rate
             optimizer.add_param_group(group)
         return optimizer
+
+    def _clip_grad_norm(self, model: nn.Module) -> Any:
+        """Clip the student's gradients as the Trainer does, and the heads' gradients to the same `max_grad_norm`
+        (a norm of their own, so that the student's clipping is the same with or without the heads)."""
+        norm = super()._clip_grad_norm(model)
+        if self.distiller is not None:
+            torch.nn.utils.clip_grad_norm_(self.distiller.parameters(), self.args.max_grad_norm)
+        return norm
 
     def training_step(
         self,
@@ -363,16 +403,7 @@ class WCoRDTrainer(Trainer):
         if self.args.check_finite:
             self._check_finite_inputs(inputs)
         student_outputs = model(**inputs, output_hidden_states=needs_hidden_states)
-        if self.teacher_cache is not None:
-            if index is None:
-                raise ValueError(
-                    f"The teacher cache is read by example index, but the batch has no {self.args.index_column!r}."
-                )
-            teacher_outputs = self.teacher_cache.lookup(index, student_outputs.logits.device)
-        else:
-            teacher_inputs = {name: value for name, value in inputs.items() if name != "labels"}
-            with torch.no_grad():
-                teacher_outputs = self.teacher_model(**teacher_inputs, output_hidden_states=needs_hidden_states)
+        teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, needs_hidden_states)
         terms = self.compute_loss_terms(inputs, student_outputs, teacher_outputs, index)
         weights = self.loss_weights
         loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
@@ -420,14 +451,38 @@ class WCoRDTrainer(Trainer):
             else:
                 terms["kd"] = kd_loss(student_outputs.logits, teacher_outputs.logits, self.args.kd_temperature)
         if self.distiller is not None:
-            mask = inputs.get("attention_mask")
-            if isinstance(teacher_outputs, CachedTeacherOutputs):
-                teacher_features = teacher_outputs.features
-            else:
-                teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), mask)
-            student_features = self._student_features(get_hidden_states(student_outputs, "student"), mask)
-            terms.update(self.distiller(teacher_features, student_features, index))
+            teacher_features, student_features = self._pooled_features(inputs, student_outputs, teacher_outputs)
+            terms.update(self.distiller(teacher_features, student_features, index, inputs.get("labels")))
         return terms
+
+    def _teacher_outputs(
+        self,
+        inputs: dict[str, Any],
+        index: torch.Tensor | None,
+        device: torch.device,
+        output_hidden_states: bool,
+    ) -> Any:
+        """The teacher's outputs for a batch: read from the teacher cache by index, or a no-gradient forward."""
+        if self.teacher_cache is not None:
+            if index is None:
+                raise ValueError(
+                    f"The teacher cache is read by example index, but the batch has no {self.args.index_column!r}."
+                )
+            return self.teacher_cache.lookup(index, device)
+        teacher_inputs = {name: value for name, value in inputs.items() if name != "labels"}
+        with torch.no_grad():
+            return self.teacher_model(**teacher_inputs, output_hidden_states=output_hidden_states)
+
+    def _pooled_features(
+        self, inputs: dict[str, Any], student_outputs: Any, teacher_outputs: Any
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The pooled features of the mapped layers, teacher's (from the cache or the hidden states) and student's."""
+        mask = inputs.get("attention_mask")
+        if isinstance(teacher_outputs, CachedTeacherOutputs):
+            teacher_features = teacher_outputs.features
+        else:
+            teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), mask)
+        return teacher_features, self._student_features(get_hidden_states(student_outputs, "student"), mask)
 
     def prediction_step(
         self,

@@ -57,21 +57,55 @@ def test_global_term_prefers_aligned_pairs_and_is_fp32():
     assert aligned.item() < shuffled.item()
 
 
-def test_memory_bank_momentum_update_and_own_slot_mask():
+def test_memory_bank_first_write_is_the_embedding_then_momentum():
     bank = MemoryBank(num_slots=10, dim=4, momentum=0.5)
-    before = bank.memory.clone()
-    new = _unit(2, 4)
+    first, second = _unit(2, 4), _unit(2, 4)
     index = torch.tensor([3, 7])
-    bank.update(index, new)
-    expected = torch.nn.functional.normalize(0.5 * before[index] + 0.5 * new, dim=1)
+    bank.update(index, first)
+    assert torch.allclose(bank.memory[index], first, atol=1e-6)
+    bank.update(index, second)
+    expected = torch.nn.functional.normalize(0.5 * first + 0.5 * second, dim=1)
     assert torch.allclose(bank.memory[index], expected, atol=1e-6)
     untouched = [i for i in range(10) if i not in (3, 7)]
-    assert torch.equal(bank.memory[untouched], before[untouched])
+    assert not bank.written[untouched].any() and bank.written[index].all()
+
+
+def test_memory_bank_masks_own_slot_and_never_written_slots():
+    bank = MemoryBank(num_slots=10, dim=4)
+    bank.update(torch.arange(6), _unit(6, 4))
+    index = torch.tensor([3, 5])
     torch.manual_seed(0)
     slots, excluded = bank.draw(50, index)
     assert excluded.shape == (2, 50)
-    assert torch.equal(excluded[0], slots == 3) and torch.equal(excluded[1], slots == 7)
+    never_written = slots >= 6
+    assert torch.equal(excluded[0], (slots == 3) | never_written)
+    assert torch.equal(excluded[1], (slots == 5) | never_written)
     assert torch.equal(bank.negatives(slots), bank.memory[slots])
+
+
+def test_label_aware_negatives_mask_the_anchor_class():
+    bank = MemoryBank(num_slots=8, dim=4)
+    slot_labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    bank.update(torch.arange(8), _unit(8, 4), slot_labels)
+    torch.manual_seed(0)
+    slots, excluded = bank.draw(40, torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert torch.equal(excluded[0], slot_labels[slots] == 0)
+    assert torch.equal(excluded[1], slot_labels[slots] == 1)
+
+
+def test_cold_start_bank_holds_random_unit_slots_used_as_negatives():
+    bank = MemoryBank(num_slots=5, dim=3, cold_start=True)
+    assert torch.allclose(bank.memory.norm(dim=1), torch.ones(5))
+    _, excluded = bank.draw(20, torch.tensor([-1]))
+    assert not excluded.any()
+
+
+def test_ball_bank_keeps_embedding_norms_below_one():
+    bank = MemoryBank(num_slots=4, dim=3, sphere=False)
+    small = 0.3 * _unit(4, 3)
+    bank.update(torch.arange(4), small)
+    bank.update(torch.arange(4), small)
+    assert torch.allclose(bank.memory, small, atol=1e-6)
 
 
 def test_memory_bank_rejects_out_of_range_index():
@@ -79,10 +113,16 @@ def test_memory_bank_rejects_out_of_range_index():
         MemoryBank(4, 2).update(torch.tensor([4]), _unit(1, 2))
 
 
-def test_queue_is_fifo():
+def test_queue_starts_empty_is_fifo_and_masks_own_older_embeddings():
     queue = FeatureQueue(size=5, dim=3)
+    _, excluded = queue.draw(5, torch.tensor([0]))
+    assert excluded.all()
     first, second = _unit(3, 3), _unit(4, 3)
-    queue.update(None, first)
-    queue.update(None, second)
+    queue.update(torch.tensor([10, 11, 12]), first)
+    _, excluded = queue.draw(5, torch.tensor([11]))
+    assert excluded.tolist() == [[False, True, False, True, True]]
+    queue.update(torch.tensor([13, 14, 15, 16]), second)
     assert torch.allclose(queue.negatives()[[2, 3, 4, 0, 1]], torch.cat([first[2:], second]))
     assert int(queue.pointer) == 2
+    _, excluded = queue.draw(5, torch.tensor([12, 99]))
+    assert excluded.tolist() == [[False, False, True, False, False], [False] * 5]

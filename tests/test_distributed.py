@@ -59,7 +59,9 @@ def test_gather_with_grad_is_identity_in_one_process():
 def _distiller(seed: int) -> WCoRDDistiller:
     torch.manual_seed(seed)
     config = WCoRDConfig(output_dir="unused", num_negatives=8, report_to="none")
-    return WCoRDDistiller([16], [8], config, num_slots=32)
+    distiller = WCoRDDistiller([16], [8], config, num_slots=32)
+    distiller.fill([torch.randn(32, 16)], [torch.randn(32, 8)], torch.arange(32))
+    return distiller
 
 
 def test_agreement_check_passes_for_identical_state_and_names_the_differing_rank():

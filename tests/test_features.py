@@ -7,12 +7,12 @@ from hf_wcord.features import get_hidden_states, parse_layer_pairs, pool_hidden_
 def test_uniform_layer_map_spreads_student_layers_over_the_teacher():
     assert resolve_layer_map("uniform", 13, 4) == [(4, 1), (8, 2), (12, 3)]
     assert resolve_layer_map("uniform", 7, 3) == [(3, 1), (6, 2)]
-    assert resolve_layer_map("auto", 7, 3, is_vision=False) == [(3, 1), (6, 2)]
 
 
 def test_last_and_auto_for_vision_pair_the_final_states():
     assert resolve_layer_map("last", 13, 4) == [(12, 3)]
-    assert resolve_layer_map("auto", 5, 3, is_vision=True) == [(4, 2)]
+    assert resolve_layer_map("auto", 5, 3) == [(4, 2)]
+    assert resolve_layer_map("auto", 7, 4) == [(6, 3)]
 
 
 def test_explicit_pairs_and_negative_indices():

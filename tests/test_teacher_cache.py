@@ -57,8 +57,8 @@ def test_a_fresh_cache_is_reused_and_a_stale_one_rebuilt_naming_the_change(tmp_p
     settings = {}
     for change, setting, expected in (
         ("data", {}, None),
-        ("teacher_layers", {"layer_map": "4:2"}, [4]),
-        ("pooling", {"pooling": "mean"}, "mean"),
+        ("teacher_layers", {"layer_map": "2:1"}, [2]),
+        ("pooling", {"pooling": "first"}, "first"),
     ):
         settings.update(setting)
         caplog.clear()
@@ -102,5 +102,6 @@ def test_the_cache_needs_an_index_numbering_the_examples(tmp_path, tokenizer, ss
             tokenizer,
             sst2_train.select(range(100, 300)),
             teacher_cache=str(tmp_path / "c"),
-            num_negatives=64,
+            lambda_global=0.0,
+            lambda_local=0.0,
         )

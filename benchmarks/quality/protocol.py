@@ -1,0 +1,126 @@
+"""The methods compared, the candidates each is tuned over, and one student run.
+
+Every method of a cell trains with the same data, steps, schedule and learning rate (chosen for CE alone), and
+every tuned method gets the same number of candidates (two, the first being its default), chosen on the held-out
+split with a selection seed that no reported run uses.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+from cells import Budget, collator_for, make_student
+
+SELECTION_SEED = 100
+REPORTED_SEEDS = (0, 1, 2)
+
+KD_ONLY = {"lambda_global": 0.0, "lambda_local": 0.0}
+# Final methods: their fixed settings. "crd-infonce+kd" is CRD's critic (unconstrained head normalize(W z + b)) and
+# cold memory bank with WCoRD's InfoNCE loss on fresh positives and the same last-layer features; it is not
+# RepDistiller's NCE loss with bank positives.
+METHODS: dict[str, dict[str, Any]] = {
+    "ce": {"alpha_kd": 0.0, **KD_ONLY},
+    "kd": dict(KD_ONLY),
+    "crd-infonce+kd": {"lambda_local": 0.0, "lipschitz": "none", "warm_negatives": False},
+    "wcord+kd": {},
+    "wcord+kd tuned": {},
+    # Ablations: the defaults with one fix undone.
+    "wcord+kd, crd head": {"lipschitz": "none"},
+    "wcord+kd, cold bank": {"warm_negatives": False},
+    "wcord+kd, cls/uniform": {"layer_map": "uniform", "pooling": "first"},
+    "wcord+kd, no ramp": {"representation_warmup_ratio": 0.0},
+}
+TEXT_ONLY = ("wcord+kd, cls/uniform",)
+QUICK_METHODS = ("ce", "kd", "crd-infonce+kd", "wcord+kd", "wcord+kd tuned")
+
+KD_CANDIDATES = ({"alpha_kd": 1.0, "kd_temperature": 4.0}, {"alpha_kd": 0.25, "kd_temperature": 2.0})
+CRD_CANDIDATES = ({"lambda_global": 0.8}, {"lambda_global": 0.2})
+WCORD_CANDIDATES = ({"lambda_global": 0.8, "lambda_local": 0.1}, {"lambda_global": 0.2, "lambda_local": 0.5})
+# Which methods are tuned, and whether they take KD's chosen settings.
+TUNED: dict[str, tuple[tuple[dict[str, float], ...], bool]] = {
+    "kd": (KD_CANDIDATES, False),
+    "crd-infonce+kd": (CRD_CANDIDATES, True),
+    "wcord+kd tuned": (WCORD_CANDIDATES, True),
+}
+
+
+def methods_for(task: str, quick: bool, chosen: list[str] | None) -> list[str]:
+    names = chosen or (QUICK_METHODS if quick else METHODS)
+    return [m for m in METHODS if m in names and not (task != "sst2" and m in TEXT_ONLY)]
+
+
+def cache_folder(root: str, task: str, student: str, settings: dict[str, Any]) -> str:
+    """One teacher-cache folder per cell and feature set (runs without representation terms cache logits only)."""
+    uses_features = settings.get("lambda_global", 0.8) > 0 or settings.get("lambda_local", 0.1) > 0
+    features = f"{settings.get('layer_map', 'auto')}_{settings.get('pooling', 'auto')}" if uses_features else "logits"
+    return os.path.join(root, f"{task}_{student}_{features}")
+
+
+def majority_share(predictions: np.ndarray) -> float:
+    """Share of the most frequent predicted class (1.0: the student predicts one class for everything)."""
+    counts = np.bincount(predictions.argmax(axis=-1))
+    return float(counts.max() / counts.sum())
+
+
+def train_student(
+    task: str,
+    budget: Budget,
+    splits: dict[str, Any],
+    teacher: Any,
+    student_name: str,
+    settings: dict[str, Any],
+    learning_rate: float,
+    seed: int,
+    cache_root: str,
+    tokenizer: Any,
+) -> dict[str, Any]:
+    """One seeded, deterministic student run; its held-out and reported accuracy, how often it predicts its most
+    frequent class on the reported split, and its training time."""
+    from hf_wcord import WCoRDConfig, WCoRDTrainer
+    from hf_wcord.vision import accuracy_metrics
+
+    student = make_student(task, student_name, teacher, seed)
+    args = WCoRDConfig(
+        output_dir=tempfile.mkdtemp(prefix="student_"),
+        num_train_epochs=budget.epochs,
+        per_device_train_batch_size=budget.batch_size,
+        per_device_eval_batch_size=256,
+        learning_rate=learning_rate,
+        warmup_steps=budget.warmup_ratio,
+        train_sampling_strategy="group_by_length" if task == "sst2" else "random",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=seed,
+        data_seed=seed,
+        full_determinism=True,
+        teacher_cache=cache_folder(cache_root, task, student_name, settings),
+        remove_unused_columns=task == "sst2",
+        **settings,
+    )
+    trainer = WCoRDTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=splits["train"],
+        data_collator=collator_for(task, tokenizer),
+        compute_metrics=accuracy_metrics,
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    prediction = trainer.predict(splits["eval"])
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {
+        "heldout": trainer.evaluate(splits["heldout"])["eval_accuracy"],
+        "eval": prediction.metrics["test_accuracy"],
+        "eval_majority_share": majority_share(logits),
+        "optimizer_steps": trainer.state.global_step,
+        "train_seconds": seconds,
+        "settings": settings,
+        "learning_rate": learning_rate,
+    }

@@ -1,0 +1,152 @@
+"""Merge the cells' JSON files into `results.json`, a markdown table and a plot."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import statistics
+from typing import Any
+
+from cells import SUITES
+from protocol import METHODS
+
+SETTING_NAMES = {
+    "alpha_kd": "kd",
+    "kd_temperature": "T",
+    "lambda_global": "global",
+    "lambda_local": "local",
+}
+
+
+def load_cells(output_dir: str, suite: str) -> list[dict[str, Any]]:
+    """The cells of `suite` found in `output_dir/cells`, in the suite's order."""
+    order = [(task, student) for task, budget in SUITES[suite].items() for student in budget.students]
+    cells = []
+    for path in glob.glob(os.path.join(output_dir, "cells", "*.json")):
+        with open(path) as handle:
+            cell = json.load(handle)
+        if cell["suite"] == suite:
+            cells.append(cell)
+    return sorted(cells, key=lambda cell: order.index((cell["task"], cell["student"])))
+
+
+def summarise(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over the reported seeds of each method's final runs."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in cell["runs"]:
+        if run["phase"] == "final":
+            groups.setdefault(run["method"], []).append(run)
+    rows = []
+    for method in [m for m in METHODS if m in groups]:
+        runs = groups[method]
+        values = [run["eval"] for run in runs]
+        rows.append(
+            {
+                "method": method,
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "per_seed": {str(run["seed"]): run["eval"] for run in runs},
+                "max_majority_share": max(run["eval_majority_share"] for run in runs),
+                "settings": runs[0]["settings"],
+                "learning_rate": runs[0]["learning_rate"],
+                "mean_train_seconds": statistics.fmean(run["train_seconds"] for run in runs),
+            }
+        )
+    return rows
+
+
+def describe(settings: dict[str, Any]) -> str:
+    from hf_wcord import WCoRDConfig
+
+    defaults = {name: WCoRDConfig.__dataclass_fields__[name].default for name in SETTING_NAMES}
+    values = {**defaults, **settings}
+    parts = []
+    if values["alpha_kd"] > 0:
+        parts.append(f"kd {values['alpha_kd']:g}, T {values['kd_temperature']:g}")
+    for name in ("lambda_global", "lambda_local"):
+        if values[name] > 0:
+            parts.append(f"{SETTING_NAMES[name]} {values[name]:g}")
+    return ", ".join(parts) or "-"
+
+
+def markdown(cells: list[dict[str, Any]]) -> str:
+    """Accuracy (mean ± std over seeds; the best per cell in bold), then the settings each method used."""
+    summaries = {(cell["task"], cell["student"]): {row["method"]: row for row in cell["summary"]} for cell in cells}
+    panels = list(summaries)
+    methods = [m for m in METHODS if any(m in rows for rows in summaries.values())]
+    header = "| method | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |"
+    rule = "|---|" + "---|" * len(panels)
+    teachers = [f"{cell['teacher']['eval']:.4f}" for cell in cells]
+    accuracy = [header, rule, "| teacher | " + " | ".join(teachers) + " |"]
+    used = [header, rule]
+    for method in methods:
+        scores, settings = [], []
+        for panel in panels:
+            row = summaries[panel].get(method)
+            if row is None:
+                scores.append("-")
+                settings.append("-")
+                continue
+            best = max(r["mean"] for r in summaries[panel].values())
+            text = f"{row['mean']:.4f} ± {row['std']:.4f}"
+            scores.append(f"**{text}**" if row["mean"] == best else text)
+            settings.append(f"{describe(row['settings'])}; lr {row['learning_rate']:g}")
+        accuracy.append(f"| {method} | " + " | ".join(scores) + " |")
+        used.append(f"| {method} | " + " | ".join(settings) + " |")
+    steps = " / ".join(f"{cell['budget']['optimizer_steps']}" for cell in cells)
+    minutes = " / ".join(f"{cell.get('minutes', float('nan')):.1f}" for cell in cells)
+    seeds = sorted({len(row["per_seed"]) for cell in cells for row in cell["summary"]})
+    return "\n".join(
+        [
+            f"Accuracy on the reported split, mean ± std over {'/'.join(map(str, seeds))} seeds "
+            f"(optimizer steps per run: {steps}; minutes per cell: {minutes}):",
+            "",
+            *accuracy,
+            "",
+            "Settings used (chosen on the held-out split where a method is tuned):",
+            "",
+            *used,
+        ]
+    )
+
+
+def plot(cells: list[dict[str, Any]], path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4.5), squeeze=False)
+    for axis, cell in zip(axes[0], cells, strict=True):
+        rows = cell["summary"]
+        axis.bar(range(len(rows)), [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=3)
+        axis.axhline(cell["teacher"]["eval"], color="gray", linestyle="--", linewidth=1, label="teacher")
+        axis.set_xticks(range(len(rows)), [r["method"] for r in rows], rotation=60, ha="right")
+        low = min(r["mean"] - r["std"] for r in rows)
+        high = max(max(r["mean"] + r["std"] for r in rows), cell["teacher"]["eval"])
+        axis.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.01))
+        axis.set_title(f"{cell['task']}: {cell['student']}")
+        axis.set_ylabel("accuracy")
+        axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return True
+
+
+def write_report(output_dir: str, suite: str) -> str:
+    """Write results.json, results.md and results.png from the cells; return the markdown table."""
+    cells = load_cells(output_dir, suite)
+    if not cells:
+        raise SystemExit(f"No {suite!r} cells in {os.path.join(output_dir, 'cells')}: run the benchmark first.")
+    for cell in cells:
+        cell["summary"] = summarise(cell)
+    with open(os.path.join(output_dir, "results.json"), "w") as handle:
+        json.dump({"suite": suite, "cells": cells}, handle, indent=2)
+    table = markdown(cells)
+    with open(os.path.join(output_dir, "results.md"), "w") as handle:
+        handle.write(table + "\n")
+    plotted = plot(cells, os.path.join(output_dir, "results.png"))
+    return table + ("" if plotted else "\n(plot skipped: matplotlib not installed)")

@@ -1,0 +1,69 @@
+"""Sizing and warming the negative stores: the memory bank's slot count from the index column, and the no-gradient
+pass that writes every slot before the first step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .distiller import WCoRDDistiller
+
+FeaturesFn = Callable[[dict[str, Any], torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]]
+
+
+def bank_size(dataset: Any, index_column: str) -> int:
+    """Number of memory-bank slots: the dataset's length, after checking that its index column holds each of
+    0..N-1 exactly once (a bank sized max(idx) + 1 would leave slots that no example writes)."""
+    if not hasattr(dataset, "__len__"):
+        raise ValueError(
+            "The memory bank needs the dataset size, but the training set has no length (streaming?): set "
+            "`negatives_source='queue'`."
+        )
+    size = len(dataset)
+    if hasattr(dataset, "with_format") and index_column in getattr(dataset, "column_names", []):
+        index = np.asarray(dataset.with_format("numpy")[index_column])
+        if index.size and (index.min() != 0 or index.max() != size - 1 or np.unique(index).size != size):
+            raise ValueError(
+                f"The index column {index_column!r} must hold 0..{size - 1}, each once (one memory-bank slot per "
+                f"example), but it holds values {int(index.min())}..{int(index.max())} with "
+                f"{np.unique(index).size} distinct: renumber it after selecting or filtering, e.g. "
+                f"`dataset.remove_columns('{index_column}').map(lambda _, i: {{'{index_column}': i}}, "
+                "with_indices=True)`."
+            )
+    return size
+
+
+def representation_ramp(step: int, max_steps: int, warmup_ratio: float) -> float:
+    """Factor on the representation terms' weights: step / (warmup_ratio * max_steps), capped at 1."""
+    warmup_steps = math.ceil(warmup_ratio * max_steps)
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, step / warmup_steps)
+
+
+@torch.no_grad()
+def warm_negative_stores(
+    distiller: WCoRDDistiller,
+    batches: Iterable[dict[str, Any]],
+    features: FeaturesFn,
+    index_column: str,
+    disable_progress: bool = False,
+) -> None:
+    """Write the embeddings of every training example into the memory banks (first write: no momentum), so that no
+    random slot is ever drawn as a negative. `features(inputs, index)` returns the pooled teacher and student
+    features of a batch (its model inputs and dataset indices); the heads' standardisers see the batches as in
+    training."""
+    was_training = distiller.training
+    distiller.train()
+    for batch in tqdm(batches, desc="Filling the WCoRD memory bank", disable=disable_progress):
+        labels = batch.get("labels")
+        index = batch[index_column]
+        inputs = {name: value for name, value in batch.items() if name not in ("labels", index_column)}
+        teacher_features, student_features = features(inputs, index)
+        distiller.fill(teacher_features, student_features, index, labels)
+    distiller.train(was_training)
