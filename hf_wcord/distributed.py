@@ -45,6 +45,19 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return _GatherWithGrad.apply(tensor)
 
 
+@torch.no_grad()
+def average_across_processes(distiller: nn.Module, accelerator: Any) -> None:
+    """Average the heads' gradients and the standardisers' running statistics over processes (the heads are not
+    wrapped in DDP), so that every process keeps identical heads."""
+    for parameter in distiller.parameters():
+        if parameter.grad is not None:
+            parameter.grad.copy_(accelerator.reduce(parameter.grad, reduction="mean"))
+    for module in distiller.modules():
+        if isinstance(module, nn.BatchNorm1d) and module.running_mean is not None:
+            module.running_mean.copy_(accelerator.reduce(module.running_mean, reduction="mean"))
+            module.running_var.copy_(accelerator.reduce(module.running_var, reduction="mean"))
+
+
 def state_digest(module: nn.Module) -> torch.Tensor:
     """A float64 fingerprint of every tensor in `module.state_dict()`: its sum, sum of squares and a
     position-weighted sum. Equal tensors give equal digests; a changed slot changes it."""

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections import defaultdict
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel, Trainer, TrainerCallback
 from transformers.utils import logging
 
-from .checkpoints import latest_complete_checkpoint, missing_checkpoint_files
+from .checkpoints import (
+    DISTILLER_STATE_NAME,
+    latest_complete_checkpoint,
+    load_distiller_state,
+    missing_checkpoint_files,
+    save_distiller_state,
+)
 from .config import WCoRDConfig
 from .distiller import WCoRDDistiller
-from .distributed import check_ranks_agree, gather_with_grad, state_digest
+from .distributed import average_across_processes, check_ranks_agree, gather_with_grad, state_digest
 from .features import get_hidden_states, pooled_features, resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, render_model_card
@@ -35,7 +39,6 @@ from .teacher_cache import (
 
 logger = logging.get_logger(__name__)
 
-DISTILLER_STATE_NAME = "wcord_distiller.safetensors"
 PROBE_EXAMPLES = 2
 
 
@@ -369,20 +372,8 @@ class WCoRDTrainer(Trainer):
     ) -> torch.Tensor:
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.distiller is not None and self.accelerator.num_processes > 1:
-            self._average_distiller_across_processes()
+            average_across_processes(self.distiller, self.accelerator)
         return loss
-
-    @torch.no_grad()
-    def _average_distiller_across_processes(self) -> None:
-        """Average the heads' gradients and the standardisers' running statistics over processes (the heads are not
-        wrapped in DDP), so that every process keeps identical heads."""
-        for parameter in self.distiller.parameters():
-            if parameter.grad is not None:
-                parameter.grad.copy_(self.accelerator.reduce(parameter.grad, reduction="mean"))
-        for module in self.distiller.modules():
-            if isinstance(module, nn.BatchNorm1d) and module.running_mean is not None:
-                module.running_mean.copy_(self.accelerator.reduce(module.running_mean, reduction="mean"))
-                module.running_var.copy_(self.accelerator.reduce(module.running_var, reduction="mean"))
 
     def compute_loss(
         self,
@@ -511,24 +502,12 @@ class WCoRDTrainer(Trainer):
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         super()._save_optimizer_and_scheduler(output_dir)
         if self.distiller is not None and self.args.should_save:
-            state = {name: tensor.detach().contiguous() for name, tensor in self.distiller.state_dict().items()}
-            metadata = {"layer_pairs": json.dumps(self.layer_pairs)}
-            path = os.path.join(output_dir, DISTILLER_STATE_NAME)
-            save_file(state, f"{path}.partial", metadata=metadata)
-            os.replace(f"{path}.partial", path)
+            save_distiller_state(self.distiller, self.layer_pairs, output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is None or self.distiller is None:
-            return
-        path = os.path.join(checkpoint, DISTILLER_STATE_NAME)
-        if not os.path.isfile(path):
-            logger.warning(
-                f"{checkpoint} holds no {DISTILLER_STATE_NAME}: the projection heads and the memory bank start "
-                "afresh, so the resumed run will not match an uninterrupted one."
-            )
-            return
-        self.distiller.load_state_dict(load_file(path, device=str(self.args.device)))
+        if checkpoint is not None and self.distiller is not None:
+            load_distiller_state(self.distiller, checkpoint, str(self.args.device))
 
     def _latest_eval_results(self) -> dict[str, float]:
         for entry in reversed(self.state.log_history):
