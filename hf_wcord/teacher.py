@@ -1,4 +1,5 @@
-"""Preparing the frozen teacher: freeze, eval mode, and placement through Accelerate (DeepSpeed included)."""
+"""The teacher: loading it, checking that it fits the student, freezing it and placing it through Accelerate
+(DeepSpeed included)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 
 from accelerate import Accelerator
 from torch import nn
+from transformers import PreTrainedModel
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -56,3 +58,45 @@ def prepare_teacher(teacher: nn.Module, accelerator: Accelerator, is_deepspeed_e
     if is_deepspeed_enabled:
         return prepare_deepspeed(teacher, accelerator)
     return accelerator.prepare_model(teacher, evaluation_mode=True)
+
+
+def is_regression(model: nn.Module) -> bool:
+    """Whether a model predicts one score per example (`problem_type='regression'` or `num_labels=1`)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "problem_type", None) == "regression" or getattr(config, "num_labels", 0) == 1
+
+
+def load_teacher(name_or_path: str, student: nn.Module) -> PreTrainedModel:
+    """Load a teacher from a Hub id or folder with the Auto class of the student's modality."""
+    from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+
+    is_vision = getattr(student, "main_input_name", "input_ids") == "pixel_values"
+    auto_class = AutoModelForImageClassification if is_vision else AutoModelForSequenceClassification
+    return auto_class.from_pretrained(name_or_path)
+
+
+def check_compatible(teacher: nn.Module, student: nn.Module) -> None:
+    """Catch teacher/student pairs that cannot share a batch or a label space, before any training."""
+    teacher_config, student_config = getattr(teacher, "config", None), getattr(student, "config", None)
+    if teacher_config is None or student_config is None:
+        return
+    if is_regression(teacher) != is_regression(student):
+        raise ValueError(
+            "One of teacher and student is a regression model and the other a classifier: use a teacher fine-tuned "
+            "for the same task type (num_labels=1 / problem_type='regression' for regression)."
+        )
+    teacher_labels = getattr(teacher_config, "num_labels", None)
+    student_labels = getattr(student_config, "num_labels", None)
+    if teacher_labels is not None and student_labels is not None and teacher_labels != student_labels:
+        raise ValueError(
+            f"The teacher predicts {teacher_labels} labels but the student {student_labels}: build the student with "
+            f"`num_labels={teacher_labels}` (and the teacher's label2id) so that their logits can be compared."
+        )
+    teacher_vocab = getattr(teacher_config, "vocab_size", None)
+    student_vocab = getattr(student_config, "vocab_size", None)
+    if teacher_vocab is not None and student_vocab is not None and teacher_vocab != student_vocab:
+        raise ValueError(
+            f"Teacher and student vocabularies differ ({teacher_vocab} vs {student_vocab} tokens) but they read "
+            "the same input_ids: use a student with the teacher's tokenizer (e.g. `init_student_from_teacher`), "
+            "or tokenize separately for each model."
+        )

@@ -26,7 +26,7 @@ from .features import get_hidden_states, pooled_features, resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, render_model_card
 from .negatives import bank_size, representation_ramp, warm_negative_stores
-from .teacher import prepare_teacher
+from .teacher import check_compatible, is_regression, load_teacher, prepare_teacher
 from .teacher_cache import (
     CachedTeacherOutputs,
     TeacherCache,
@@ -40,19 +40,6 @@ from .teacher_cache import (
 logger = logging.get_logger(__name__)
 
 PROBE_EXAMPLES = 2
-
-
-def _is_regression(model: nn.Module) -> bool:
-    config = getattr(model, "config", None)
-    return getattr(config, "problem_type", None) == "regression" or getattr(config, "num_labels", 0) == 1
-
-
-def _load_teacher(name_or_path: str, student: nn.Module) -> PreTrainedModel:
-    from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
-
-    is_vision = getattr(student, "main_input_name", "input_ids") == "pixel_values"
-    auto_class = AutoModelForImageClassification if is_vision else AutoModelForSequenceClassification
-    return auto_class.from_pretrained(name_or_path)
 
 
 class ZeroDistillerGradients(TrainerCallback):
@@ -110,9 +97,9 @@ class WCoRDTrainer(Trainer):
                 "`WCoRDConfig(**training_args.to_dict())` or pass the distillation settings to WCoRDConfig."
             )
         if isinstance(teacher_model, str):
-            teacher_model = _load_teacher(teacher_model, model)
-        _check_compatible(teacher_model, model)
-        if args.label_aware_negatives and _is_regression(model):
+            teacher_model = load_teacher(teacher_model, model)
+        check_compatible(teacher_model, model)
+        if args.label_aware_negatives and is_regression(model):
             raise ValueError(
                 "`label_aware_negatives=True` leaves out negatives of the anchor's class, but the student is a "
                 "regression model: set `label_aware_negatives=False`."
@@ -128,7 +115,7 @@ class WCoRDTrainer(Trainer):
         self.loss_is_scaled_for_ga = False
         self.model_accepts_loss_kwargs = False
         self.teacher_model = prepare_teacher(teacher_model, self.accelerator, self.is_deepspeed_enabled)
-        self.is_regression = _is_regression(model)
+        self.is_regression = is_regression(model)
         self.layer_pairs: list[tuple[int, int]] = []
         self.distiller: WCoRDDistiller | None = None
         self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
@@ -553,30 +540,3 @@ class WCoRDTrainer(Trainer):
         if self.is_world_process_zero():
             os.makedirs(self.args.output_dir, exist_ok=True)
             self._write_model_card(self.args.output_dir, model_name)
-
-
-def _check_compatible(teacher: nn.Module, student: nn.Module) -> None:
-    """Catch teacher/student pairs that cannot share a batch or a label space, before any training."""
-    teacher_config, student_config = getattr(teacher, "config", None), getattr(student, "config", None)
-    if teacher_config is None or student_config is None:
-        return
-    if _is_regression(teacher) != _is_regression(student):
-        raise ValueError(
-            "One of teacher and student is a regression model and the other a classifier: use a teacher fine-tuned "
-            "for the same task type (num_labels=1 / problem_type='regression' for regression)."
-        )
-    teacher_labels = getattr(teacher_config, "num_labels", None)
-    student_labels = getattr(student_config, "num_labels", None)
-    if teacher_labels is not None and student_labels is not None and teacher_labels != student_labels:
-        raise ValueError(
-            f"The teacher predicts {teacher_labels} labels but the student {student_labels}: build the student with "
-            f"`num_labels={teacher_labels}` (and the teacher's label2id) so that their logits can be compared."
-        )
-    teacher_vocab = getattr(teacher_config, "vocab_size", None)
-    student_vocab = getattr(student_config, "vocab_size", None)
-    if teacher_vocab is not None and student_vocab is not None and teacher_vocab != student_vocab:
-        raise ValueError(
-            f"Teacher and student vocabularies differ ({teacher_vocab} vs {student_vocab} tokens) but they read "
-            "the same input_ids: use a student with the teacher's tokenizer (e.g. `init_student_from_teacher`), "
-            "or tokenize separately for each model."
-        )

@@ -50,7 +50,7 @@ SUITES: dict[str, dict[str, Budget]] = {
         ),
     },
     "quick": {
-        "sst2": Budget(3000, 1, 1e-4, 32, 1600, 400, None, 2, 16, 0.1, {"layers3": (1e-4, 2e-4)}),
+        "sst2": Budget(3000, 1, 1e-4, 32, 1000, 400, 500, 2, 16, 0.1, {"layers3": (1e-4, 2e-4)}),
         "fashion_mnist": Budget(6000, 3, 2e-3, 128, 3200, 500, 2000, 5, 64, 0.1, {"resnet-tiny": (2e-3, 1e-3)}),
     },
 }
@@ -70,7 +70,7 @@ def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]
         "teacher": pool.select(range(first)),
         "train": pool.select(range(budget.train_examples)),
         "heldout": pool.select(range(first, first + budget.heldout_examples)),
-        "eval": evaluation["validation"],
+        "eval": evaluation["validation"].select(range(budget.eval_examples or len(evaluation["validation"]))),
     }
     for name in ("teacher", "train"):
         splits[name] = splits[name].add_column("idx", list(range(len(splits[name]))))

@@ -35,7 +35,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "wcord+kd, no ramp": {"representation_warmup_ratio": 0.0},
 }
 TEXT_ONLY = ("wcord+kd, cls/uniform",)
-QUICK_METHODS = ("ce", "kd", "crd-infonce+kd", "wcord+kd", "wcord+kd tuned")
+QUICK_METHODS = ("ce", "kd", "wcord+kd", "wcord+kd tuned")
 
 KD_CANDIDATES = ({"alpha_kd": 1.0, "kd_temperature": 4.0}, {"alpha_kd": 0.25, "kd_temperature": 2.0})
 CRD_CANDIDATES = ({"lambda_global": 0.8}, {"lambda_global": 0.2})
