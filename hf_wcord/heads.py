@@ -57,8 +57,11 @@ class FeatureStandardizer(nn.BatchNorm1d):
     The eps is relative to the data's own variance, so a dimension that barely varies is not blown up (an absolute
     eps of 1e-5 multiplies features with variance 1e-7 by 316), and the 1/sqrt(D) keeps ||z|| near 1 whatever the
     width D, so that the heads' unit Lipschitz bound is on the scale of the data. Statistics are those of the
-    batch in training (constants of the step: no gradient flows through them; running statistics for a batch of
-    one) and the running ones in evaluation; they are updated once per training forward.
+    batch in training (running statistics for a batch of one) and the running ones in evaluation; they are updated
+    once per training forward. As in batch normalisation, the gradient flows through the batch statistics: the
+    terms are invariant to a shift or rescaling of a feature over the batch, and so is their gradient (with the
+    statistics held constant, the student was pushed to rescale its features without end; a ViT student fell from
+    0.81 to 0.61 held-out accuracy).
     """
 
     def __init__(self, dim: int) -> None:
@@ -72,9 +75,9 @@ class FeatureStandardizer(nn.BatchNorm1d):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         features = features.float()
         if self.training and features.shape[0] > 1:
+            mean = features.mean(dim=0)
+            variance = features.var(dim=0, unbiased=False)
             with torch.no_grad():
-                mean = features.mean(dim=0)
-                variance = features.var(dim=0, unbiased=False)
                 rows = features.shape[0]
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(variance * rows / (rows - 1), self.momentum)

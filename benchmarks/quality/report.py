@@ -95,7 +95,7 @@ def markdown(cells: list[dict[str, Any]]) -> str:
         accuracy.append(f"| {method} | " + " | ".join(scores) + " |")
         used.append(f"| {method} | " + " | ".join(settings) + " |")
     steps = " / ".join(f"{cell['budget']['optimizer_steps']}" for cell in cells)
-    minutes = " / ".join(f"{cell.get('minutes', float('nan')):.1f}" for cell in cells)
+    minutes = " / ".join(f"{sum(i['minutes'] for i in cell.get('invocations', [])):.1f}" for cell in cells)
     seeds = sorted({len(row["per_seed"]) for cell in cells for row in cell["summary"]})
     return "\n".join(
         [

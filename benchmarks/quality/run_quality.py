@@ -58,9 +58,12 @@ class CellRecorder:
         self.header = header
         self.runs: list[dict[str, Any]] = []
         self.previous: list[dict[str, Any]] = []
+        self.invocations: list[dict[str, Any]] = []
         if resume and os.path.isfile(path):
             with open(path) as handle:
-                self.previous = json.load(handle)["runs"]
+                previous = json.load(handle)
+            self.previous = previous["runs"]
+            self.invocations = previous.get("invocations", [])
 
     def run(self, key: dict[str, Any], train: Any) -> dict[str, Any]:
         for record in self.previous:
@@ -82,9 +85,10 @@ class CellRecorder:
         return record
 
     def save(self, minutes: float | None = None) -> None:
-        payload = {**self.header, "runs": self.runs}
+        """Write the cell; with `minutes`, record this invocation (its arguments and minutes) as finished."""
         if minutes is not None:
-            payload["minutes"] = minutes
+            self.invocations.append({"arguments": self.header["arguments"], "minutes": minutes})
+        payload = {**self.header, "runs": self.runs, "invocations": self.invocations}
         with open(f"{self.path}.partial", "w") as handle:
             json.dump(payload, handle, indent=2)
         os.replace(f"{self.path}.partial", self.path)
