@@ -2,8 +2,8 @@
 student's encoder (unit weight), for the SST-2 students and critic variants, averaged over a few batches.
 
 This is the measurement behind the defaults `lambda_global=0.8`, `lambda_local=0.1` and the representation-weight
-ramp: with v0.1's head (`lipschitz='none'` here) the global term's gradient was 7 to 60 times CE's, which starves
-the task loss of a random-init student; with the Lipschitz critic it is of CE's order.
+ramp: with CRD's unconstrained head (`lipschitz='none'` here) the global term's gradient is 3 to 8 times CE's, which
+starves the task loss of a random-init student; with the Lipschitz critic it is 0.9 to 2.6 times.
 
     python benchmarks/quality/gradient_balance.py     # about 2 minutes on 2 CPU cores; needs the benchmark's teacher
 """
