@@ -95,12 +95,14 @@ def markdown(cells: list[dict[str, Any]]) -> str:
         accuracy.append(f"| {method} | " + " | ".join(scores) + " |")
         used.append(f"| {method} | " + " | ".join(settings) + " |")
     steps = " / ".join(f"{cell['budget']['optimizer_steps']}" for cell in cells)
-    minutes = " / ".join(f"{sum(i['minutes'] for i in cell.get('invocations', [])):.1f}" for cell in cells)
+    minutes = " / ".join(
+        f"{sum(run['train_seconds'] for run in cell['runs'] if 'reused_from' not in run) / 60:.1f}" for cell in cells
+    )
     seeds = sorted({len(row["per_seed"]) for cell in cells for row in cell["summary"]})
     return "\n".join(
         [
             f"Accuracy on the reported split, mean ± std over {'/'.join(map(str, seeds))} seeds "
-            f"(optimizer steps per run: {steps}; minutes per cell: {minutes}):",
+            f"(optimizer steps per run: {steps}; training minutes per cell, summed over its runs: {minutes}):",
             "",
             *accuracy,
             "",
