@@ -153,6 +153,21 @@ def collator_for(task: str, tokenizer: Any, index_column: str | None = "idx") ->
     return functools.partial(collate_images, index_column=index_column)
 
 
+def common_arguments(task: str, seed: int, prefix: str) -> dict[str, Any]:
+    """The training arguments every teacher and student run shares: a scratch folder, seeded and deterministic
+    training, length-grouped text batches, no checkpoints or reports."""
+    return {
+        "output_dir": tempfile.mkdtemp(prefix=prefix),
+        "per_device_eval_batch_size": 256,
+        "train_sampling_strategy": "group_by_length" if task == "sst2" else "random",
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": seed,
+        "full_determinism": True,
+    }
+
+
 def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str, tokenizer: Any) -> tuple[Any, dict]:
     """Train the task's teacher once (seeded, deterministic) or reload it from `folder`; return it and its scores on
     the held-out and evaluation splits, the minutes it cost and its weights' fingerprint."""
@@ -181,18 +196,11 @@ def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str
     else:
         model = image_student("resnet-small", TEACHER_SEED)
     args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="teacher_"),
         num_train_epochs=budget.teacher_epochs,
         per_device_train_batch_size=budget.teacher_batch_size,
-        per_device_eval_batch_size=256,
         learning_rate=budget.teacher_learning_rate,
         warmup_steps=0.1,
-        train_sampling_strategy="group_by_length" if task == "sst2" else "random",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=TEACHER_SEED,
-        full_determinism=True,
+        **common_arguments(task, TEACHER_SEED, "teacher_"),
     )
     trainer = Trainer(
         model=model,

@@ -8,12 +8,11 @@ split with a selection seed that no reported run uses.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import Any
 
 import numpy as np
-from cells import Budget, collator_for, make_student
+from cells import Budget, collator_for, common_arguments, make_student
 
 SELECTION_SEED = 100
 REPORTED_SEEDS = (0, 1, 2)
@@ -85,19 +84,12 @@ def train_student(
 
     student = make_student(task, student_name, teacher, seed)
     args = WCoRDConfig(
-        output_dir=tempfile.mkdtemp(prefix="student_"),
         num_train_epochs=budget.epochs,
         per_device_train_batch_size=budget.batch_size,
-        per_device_eval_batch_size=256,
         learning_rate=learning_rate,
         warmup_steps=budget.warmup_ratio,
-        train_sampling_strategy="group_by_length" if task == "sst2" else "random",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=seed,
         data_seed=seed,
-        full_determinism=True,
+        **common_arguments(task, seed, "student_"),
         teacher_cache=cache_folder(cache_root, task, student_name, settings),
         remove_unused_columns=task == "sst2",
         **settings,
