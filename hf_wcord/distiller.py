@@ -65,7 +65,6 @@ class WCoRDDistiller(nn.Module):
         self.compute_local = config.lambda_local > 0
         self.use_gradient_penalty = config.lipschitz == "gradient_penalty"
         self.label_aware = config.label_aware_negatives
-        self.temperature = config.contrast_temperature
 
         def head(dim: int) -> ProjectionHead:
             return ProjectionHead(

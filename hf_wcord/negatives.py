@@ -27,11 +27,12 @@ def bank_size(dataset: Any, index_column: str) -> int:
     size = len(dataset)
     if hasattr(dataset, "with_format") and index_column in getattr(dataset, "column_names", []):
         index = np.asarray(dataset.with_format("numpy")[index_column])
-        if index.size and (index.min() != 0 or index.max() != size - 1 or np.unique(index).size != size):
+        distinct = np.unique(index).size
+        if index.size and (index.min() != 0 or index.max() != size - 1 or distinct != size):
             raise ValueError(
                 f"The index column {index_column!r} must hold 0..{size - 1}, each once (one memory-bank slot per "
                 f"example), but it holds values {int(index.min())}..{int(index.max())} with "
-                f"{np.unique(index).size} distinct: renumber it after selecting or filtering, e.g. "
+                f"{distinct} distinct: renumber it after selecting or filtering, e.g. "
                 f"`dataset.remove_columns('{index_column}').map(lambda _, i: {{'{index_column}': i}}, "
                 "with_indices=True)`."
             )

@@ -317,14 +317,13 @@ class WCoRDTrainer(Trainer):
             teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, True)
             return self._pooled_features(inputs, student_outputs, teacher_outputs)
 
-        with torch.no_grad():
-            warm_negative_stores(
-                self.distiller,
-                batches,
-                features,
-                self.args.index_column,
-                disable_progress=self.args.disable_tqdm or not self.is_local_process_zero(),
-            )
+        warm_negative_stores(
+            self.distiller,
+            batches,
+            features,
+            self.args.index_column,
+            disable_progress=self.args.disable_tqdm or not self.is_local_process_zero(),
+        )
         student.train(was_training)
 
     # ---- Optimisation ----

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from cells import DEFAULT_DATA, SUITES, load_splits, train_teacher
-from protocol import REPORTED_SEEDS, SELECTION_SEED, TUNED, methods_for, train_student
+from protocol import METHODS, REPORTED_SEEDS, SELECTION_SEED, TUNED, methods_for, train_student
 from report import write_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -130,8 +130,6 @@ def run_cell(
             flush=True,
         )
         return record
-
-    from protocol import METHODS
 
     candidates_lr = budget.student_learning_rates[student]
     tried = [(run("ce", "selection", SELECTION_SEED, METHODS["ce"], lr)["heldout"], lr) for lr in candidates_lr]

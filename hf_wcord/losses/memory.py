@@ -11,15 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..heads import project_to_ball
+
 
 def _random_unit_rows(rows: int, dim: int) -> torch.Tensor:
     return nn.functional.normalize(torch.randn(rows, dim), dim=1)
 
 
 def _renormalize(vectors: torch.Tensor, sphere: bool) -> torch.Tensor:
-    if sphere:
-        return nn.functional.normalize(vectors, dim=1)
-    return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1.0)
+    return nn.functional.normalize(vectors, dim=1) if sphere else project_to_ball(vectors)
 
 
 def negatives_mask(
