@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-LAYER_MAP_CHOICES = ("auto", "uniform", "last")
+from .layer_map import normalize_layer_map
+
 POOLING_CHOICES = ("auto", "first", "mean")
 NEGATIVES_CHOICES = ("auto", "bank", "queue")
 SINKHORN_BACKENDS = ("log_domain", "geomloss")
@@ -57,7 +58,8 @@ class WCoRDConfig(TrainingArguments):
             "help": (
                 "Which hidden states are matched. 'uniform': student layer k <- teacher layer k*L_T/L_S for every "
                 "student layer; 'last': the last hidden state of each model; or explicit pairs "
-                "'teacher:student,...' indexing `hidden_states` (0 is the embedding output), e.g. '4:1,8:2,12:3'. "
+                "'teacher:student,...' indexing `hidden_states` (0 is the embedding output), e.g. '4:1,8:2,12:3' (in "
+                "Python also a list of pairs, [(4, 1), (8, 2), (12, 3)]). "
                 "'auto' is 'last' (for vision the penultimate feature, as in CRD/WCoRD; for text the last layer, "
                 "whose mean-pooled states carry the sentence, where intermediate [CLS] states of sentence encoders "
                 "are nearly constant). 'uniform' with `pooling='first'` gives CoDIR-style intermediate-layer maps."
@@ -261,10 +263,7 @@ class WCoRDConfig(TrainingArguments):
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"`{name}` must be one of {', '.join(choices)}; got {getattr(self, name)!r}.")
-        if self.layer_map not in LAYER_MAP_CHOICES:
-            from .features import parse_layer_pairs
-
-            parse_layer_pairs(self.layer_map)
+        self.layer_map = normalize_layer_map(self.layer_map)
         if self.sinkhorn_backend == "geomloss" and not self.sinkhorn_detach_plan:
             raise ValueError(
                 "`sinkhorn_backend='geomloss'` differentiates through geomloss' dual potentials only (the envelope "

@@ -1,55 +1,8 @@
-"""Pooled per-example features from `hidden_states`, and the map from teacher layers to student layers."""
+"""Pooled per-example features from a model's `hidden_states`."""
 
 from __future__ import annotations
 
 import torch
-
-from .config import LAYER_MAP_CHOICES
-
-
-def parse_layer_pairs(spec: str) -> list[tuple[int, int]]:
-    """Parse `'teacher:student,...'` (indices into `hidden_states`, 0 = embeddings) into pairs."""
-    pairs = []
-    for item in spec.split(","):
-        parts = item.strip().split(":")
-        if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
-            raise ValueError(
-                f"Invalid layer map {spec!r}: use 'uniform', 'last', 'auto' or comma-separated "
-                "'teacher_layer:student_layer' pairs such as '4:1,8:2,12:3'."
-            )
-        pairs.append((int(parts[0]), int(parts[1])))
-    return pairs
-
-
-def resolve_layer_map(spec: str, num_teacher_states: int, num_student_states: int) -> list[tuple[int, int]]:
-    """Turn a layer-map spec into `(teacher_index, student_index)` pairs into the models' `hidden_states`.
-
-    `hidden_states` holds the embedding output followed by one entry per layer (stage), so a model with L layers has
-    L + 1 states. 'uniform' maps student layer k (1..L_S) to teacher layer round(k * L_T / L_S); 'last' pairs the
-    final states, and so does 'auto'. Negative indices count from the end.
-    """
-    teacher_layers, student_layers = num_teacher_states - 1, num_student_states - 1
-    if spec in ("auto", "last"):
-        pairs = [(teacher_layers, student_layers)]
-    elif spec == "uniform":
-        pairs = [(round(k * teacher_layers / student_layers), k) for k in range(1, student_layers + 1)]
-    elif spec in LAYER_MAP_CHOICES:
-        raise ValueError(f"Unhandled layer map {spec!r}.")
-    else:
-        pairs = parse_layer_pairs(spec)
-    resolved = []
-    for teacher_index, student_index in pairs:
-        for name, index, count in (
-            ("teacher", teacher_index, num_teacher_states),
-            ("student", student_index, num_student_states),
-        ):
-            if not -count <= index < count:
-                raise ValueError(
-                    f"Layer map {spec!r} names {name} hidden state {index}, but the {name} has only {count} hidden "
-                    f"states (0 = embeddings, 1..{count - 1} = layers): pick indices in that range."
-                )
-        resolved.append((teacher_index % num_teacher_states, student_index % num_student_states))
-    return resolved
 
 
 def pool_hidden_state(

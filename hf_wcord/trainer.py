@@ -22,9 +22,10 @@ from .checkpoints import (
 from .config import WCoRDConfig
 from .distiller import WCoRDDistiller
 from .distributed import average_across_processes, check_ranks_agree, gather_with_grad, state_digest
-from .features import get_hidden_states, pooled_features, resolve_layer_map
+from .features import get_hidden_states, pooled_features
+from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
-from .model_card import CARD_NAME, render_model_card
+from .model_card import CARD_NAME, ModelCardInfo, render_model_card
 from .negatives import bank_size, representation_ramp, warm_negative_stores
 from .teacher import check_compatible, is_regression, load_teacher, prepare_teacher
 from .teacher_cache import (
@@ -120,8 +121,7 @@ class WCoRDTrainer(Trainer):
         self.distiller: WCoRDDistiller | None = None
         self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._term_batches = 0
-        self.card_dataset: str | None = None
-        self.card_task: str | None = None
+        self.model_card_info = ModelCardInfo()
         if self.args.uses_representation_terms and self.train_dataset is not None:
             self.distiller = self._build_distiller()
             self.add_callback(ZeroDistillerGradients(self.distiller))
@@ -510,8 +510,7 @@ class WCoRDTrainer(Trainer):
             self.args,
             self._latest_eval_results(),
             model_name,
-            dataset=self.card_dataset,
-            task=self.card_task,
+            info=self.model_card_info,
             resolved_settings=resolved,
         )
         with open(os.path.join(output_dir, CARD_NAME), "w", encoding="utf-8") as handle:
@@ -526,16 +525,29 @@ class WCoRDTrainer(Trainer):
 
     def create_model_card(
         self,
+        language: str | list[str] | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
         model_name: str | None = None,
-        dataset: str | None = None,
-        task: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Write the distillation model card into `output_dir` (called by `push_to_hub`, which passes its keyword
-        arguments on). `dataset` (e.g. `"nyu-mll/glue"`) and `task` (e.g. `"sst2"`) are remembered for later cards.
-        """
-        self.card_dataset = dataset or self.card_dataset
-        self.card_task = task or self.card_task
+        """Write the distillation model card into `output_dir`. `push_to_hub` calls it with its keyword arguments,
+        as for `Trainer`: `language`, `license`, `tags`, `finetuned_from` (the student's starting checkpoint),
+        `dataset_tags` or `dataset` (a Hub dataset id) and `dataset_args` (its configuration, e.g. `"sst2"`). What is
+        given is remembered in `model_card_info` for later cards; `tasks` is taken from the student's class."""
+        self.model_card_info = self.model_card_info.updated(
+            language=language,
+            license=license,
+            tags=tags,
+            base_model=finetuned_from,
+            dataset=dataset_tags or dataset,
+            dataset_config=dataset_args,
+        )
         if self.is_world_process_zero():
             os.makedirs(self.args.output_dir, exist_ok=True)
             self._write_model_card(self.args.output_dir, model_name)

@@ -57,3 +57,17 @@ def test_hf_argument_parser_reads_the_distillation_flags(tmp_path):
 def test_invalid_settings_name_the_problem(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         WCoRDConfig(output_dir=str(tmp_path), **kwargs)
+
+
+def test_layer_map_accepts_a_list_of_pairs_in_python(tmp_path):
+    from hf_wcord.layer_map import resolve_layer_map
+
+    config = WCoRDConfig(output_dir=str(tmp_path), layer_map=[(4, 1), (8, 2)])
+    assert config.layer_map == "4:1,8:2"
+    assert resolve_layer_map(config.layer_map, 13, 4) == [(4, 1), (8, 2)]
+    assert '"layer_map": "4:1,8:2"' in config.to_json_string()
+    for bad in ([(4, 1, 2)], [("4", "1")], [], 3):
+        with pytest.raises(ValueError, match=r"list of \(teacher_layer, student_layer\) pairs"):
+            WCoRDConfig(output_dir=str(tmp_path), layer_map=bad)
+    with pytest.raises(ValueError, match="'teacher_layer:student_layer' pairs"):
+        WCoRDConfig(output_dir=str(tmp_path), layer_map="middle")

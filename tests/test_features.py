@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from hf_wcord.features import get_hidden_states, parse_layer_pairs, pool_hidden_state, resolve_layer_map
+from hf_wcord.features import get_hidden_states, pool_hidden_state
+from hf_wcord.layer_map import parse_layer_pairs, resolve_layer_map
 
 
 def test_uniform_layer_map_spreads_student_layers_over_the_teacher():
