@@ -30,7 +30,7 @@ from transformers import (
     set_seed,
 )
 
-from hf_wcord import WCoRDConfig, WCoRDTrainer, init_student_from_teacher
+from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer, init_student_from_teacher
 from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
 from hf_wcord.glue import GlueDataArguments, GlueTask, load_glue, task_head_kwargs, tokenize_glue
 from hf_wcord.summary import distillation_summary, evaluate_model, write_summary
@@ -125,6 +125,14 @@ def load_student(model_args: DistillationModelArguments, task: GlueTask, teacher
     )
 
 
+def base_model(model_args: DistillationModelArguments) -> str:
+    """The student's starting checkpoint for the model card: its pretrained weights, the teacher whose layers it
+    copies, or none for a random init (local folders are left out of the card)."""
+    if model_args.student_layers:
+        return model_args.teacher_name_or_path
+    return model_args.student_name_or_path or ""
+
+
 def check_shared_tokenizer(model_args: DistillationModelArguments, tokenizer: PreTrainedTokenizerBase) -> None:
     """Teacher and student read the same input_ids: a student with its own, different tokenizer is refused."""
     student_source = model_args.student_name_or_path
@@ -180,9 +188,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         data_collator=collator,
         compute_metrics=task.metrics_function(),
     )
-    dataset_name = data_args.dataset_name if data_args.train_file is None and data_args.dataset_dir is None else None
-    trainer.card_dataset = dataset_name or data_args.dataset_dir or data_args.train_file
-    trainer.card_task = task.name
+    from_hub = data_args.train_file is None and data_args.dataset_dir is None
+    trainer.model_card_info = ModelCardInfo(
+        dataset=data_args.dataset_name if from_hub else None,
+        dataset_config=task.name,
+        base_model=base_model(model_args),
+    )
     results: dict[str, Any] = {}
     if training_args.do_train:
         results.update(train_and_record(trainer))
@@ -205,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results["summary"] = summary
     write_summary(trainer, summary)
     if training_args.push_to_hub:
-        trainer.push_to_hub(dataset=trainer.card_dataset, task=task.name)
+        trainer.push_to_hub()
     return results
 
 

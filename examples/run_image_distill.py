@@ -19,7 +19,7 @@ from typing import Any
 
 from transformers import AutoModelForImageClassification, set_seed
 
-from hf_wcord import WCoRDConfig, WCoRDTrainer
+from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer
 from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
 from hf_wcord.summary import distillation_summary, evaluate_model, write_summary
 from hf_wcord.vision import (
@@ -108,7 +108,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         compute_metrics=accuracy_metrics,
         processing_class=teacher_processor or image_processor_for(preprocessing),
     )
-    trainer.card_dataset = data_args.dataset_name or data_args.train_dir or "Fashion-MNIST"
+    trainer.model_card_info = ModelCardInfo(
+        dataset=data_args.dataset_name,
+        dataset_config=data_args.dataset_config_name or ("fashion_mnist" if data_args.fashion_mnist_dir else None),
+        base_model=model_args.student_name_or_path or "",
+    )
     results: dict[str, Any] = {}
     if training_args.do_train:
         results.update(train_and_record(trainer))
@@ -131,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results["summary"] = summary
     write_summary(trainer, summary)
     if training_args.push_to_hub:
-        trainer.push_to_hub(dataset=trainer.card_dataset)
+        trainer.push_to_hub()
     return results
 
 

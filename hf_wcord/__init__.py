@@ -3,9 +3,17 @@
 from .config import WCoRDConfig
 from .distiller import WCoRDDistiller
 from .heads import ProjectionHead
+from .model_card import ModelCardInfo
 from .student import init_student_from_teacher
 from .trainer import WCoRDTrainer
 
 __version__ = "0.1.0"
 
-__all__ = ["ProjectionHead", "WCoRDConfig", "WCoRDDistiller", "WCoRDTrainer", "init_student_from_teacher"]
+__all__ = [
+    "ModelCardInfo",
+    "ProjectionHead",
+    "WCoRDConfig",
+    "WCoRDDistiller",
+    "WCoRDTrainer",
+    "init_student_from_teacher",
+]
