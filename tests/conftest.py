@@ -1,26 +1,20 @@
-"""Shared fixtures: where the real data lives, the offline MiniLM tokenizer, and tiny random-init models."""
+"""Shared fixtures: the small real data committed in tests/fixtures/, the offline MiniLM tokenizer, and tiny
+random-init models."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-DATA_DIR_ENV = "HF_WCORD_DATA_DIR"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real data folder: `$HF_WCORD_DATA_DIR`, else `../shared/data` beside the project."""
-    path = Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))
-    if not path.is_dir():
-        pytest.skip(
-            f"real data not found at {path}: set {DATA_DIR_ENV} to the folder holding glue/ and fashion-mnist/"
-        )
-    return path
+    """The committed real-data slices (glue/sst2, glue/rte, fashion-mnist), laid out as the full local copies."""
+    return FIXTURES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +35,7 @@ def tokenizer(minilm_path):
 
 @pytest.fixture(scope="session")
 def sst2_train(data_dir, tokenizer):
-    """The first 512 real SST-2 training rows, tokenized, with their `idx` column."""
+    """The 512 real SST-2 training rows of the fixtures, tokenized, with their `idx` column."""
     import datasets
 
     rows = datasets.load_dataset("json", data_files=str(data_dir / "glue" / "sst2" / "train.jsonl"), split="train")
@@ -72,7 +66,7 @@ GLUE_FIXTURE_ROWS = {"train": 24, "validation": 12}
 @pytest.fixture(scope="session")
 def glue_dir(data_dir, tmp_path_factory) -> Path:
     """An offline GLUE copy in the Hub's column layout for all nine tasks, a few rows each: real SST-2 and RTE rows,
-    and, for the tasks with no local copy, real SST-2/RTE sentences arranged in each task's columns and labels."""
+    and, for the tasks with no real copy here, real RTE sentences arranged in each task's columns and labels."""
     import datasets
 
     from hf_wcord.glue import GLUE_TASKS
