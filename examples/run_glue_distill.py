@@ -10,6 +10,8 @@ The student comes from a Hub id or folder (`--student_name_or_path`), a config (
 init), or the teacher itself (`--student_layers 0,4,8,11` or a layer count). Every `WCoRDConfig` field is a flag.
 At the end the teacher and student are evaluated side by side, with parameter counts and the inference speed-up,
 written to `distillation_summary.json`. `--teacher_cache DIR` computes the teacher's outputs once and reuses them.
+`--do_predict` writes the student's predictions on the test split(s) in GLUE's submission format
+(`predict_results_<task>.txt`: index, predicted label name).
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from transformers import (
 
 from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer, init_student_from_teacher
 from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
-from hf_wcord.glue import GlueDataArguments, GlueTask, load_glue, task_head_kwargs, tokenize_glue
+from hf_wcord.glue import (
+    GlueDataArguments,
+    GlueTask,
+    load_glue,
+    task_head_kwargs,
+    tokenize_glue,
+    tokenize_test_splits,
+)
+from hf_wcord.predictions import predict_test_splits, require_test_splits
 from hf_wcord.summary import distillation_summary, evaluate_model, write_summary
 
 logger = logging.getLogger(__name__)
@@ -121,7 +131,10 @@ def load_student(model_args: DistillationModelArguments, task: GlueTask, teacher
         )
         return AutoModelForSequenceClassification.from_config(config, trust_remote_code=model_args.trust_remote_code)
     return AutoModelForSequenceClassification.from_pretrained(
-        model_args.student_name_or_path, **task_head_kwargs(task), **model_args.hub_kwargs
+        model_args.student_name_or_path,
+        **task_head_kwargs(task),
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+        **model_args.hub_kwargs,
     )
 
 
@@ -166,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     setup_logging(training_args)
     set_seed(training_args.seed)
-    raw, task = load_glue(data_args, model_args.cache_dir)
+    raw, task = load_glue(data_args, model_args.cache_dir, model_args.token)
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.tokenizer_name or model_args.teacher_name_or_path, **model_args.hub_kwargs
     )
@@ -177,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         train, evaluation = tokenize_glue(
             raw, task, tokenizer, data_args, training_args.seed, training_args.index_column
         )
+        test = tokenize_test_splits(raw, task, tokenizer, data_args) if training_args.do_predict else {}
+    if training_args.do_predict:
+        require_test_splits(test, task)
     collator = default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
     trainer = WCoRDTrainer(
         model=student,
@@ -215,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     results["summary"] = summary
     write_summary(trainer, summary)
+    if training_args.do_predict:
+        results["predictions"] = predict_test_splits(trainer, test, task)
     if training_args.push_to_hub:
         trainer.push_to_hub()
     return results

@@ -3,7 +3,7 @@
 For users who start from a pretrained model only. Same data options as the distillation script:
 
     python examples/run_glue_teacher.py --model_name_or_path bert-base-uncased --task_name sst2 \\
-        --do_train --do_eval --output_dir teachers/sst2
+        --do_train --do_eval --do_predict --output_dir teachers/sst2
     python examples/run_glue_teacher.py examples/configs/sst2_teacher.yaml --dataset_dir ../shared/data/glue
 """
 
@@ -24,7 +24,8 @@ from transformers import (
 )
 
 from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
-from hf_wcord.glue import GlueDataArguments, load_glue, task_head_kwargs, tokenize_glue
+from hf_wcord.glue import GlueDataArguments, load_glue, task_head_kwargs, tokenize_glue, tokenize_test_splits
+from hf_wcord.predictions import predict_test_splits, require_test_splits
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     setup_logging(training_args)
     set_seed(training_args.seed)
-    raw, task = load_glue(data_args, model_args.cache_dir)
+    raw, task = load_glue(data_args, model_args.cache_dir, model_args.token)
     hub_kwargs = model_args.hub_kwargs
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub_kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path, **task_head_kwargs(task), **hub_kwargs
+        model_args.model_name_or_path,
+        **task_head_kwargs(task),
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+        **hub_kwargs,
     )
     with training_args.main_process_first(desc="tokenization"):
         train, evaluation = tokenize_glue(raw, task, tokenizer, data_args, training_args.seed)
+        test = tokenize_test_splits(raw, task, tokenizer, data_args) if training_args.do_predict else {}
+    if training_args.do_predict:
+        require_test_splits(test, task)
     collator = default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
     trainer = Trainer(
         model=model,
@@ -69,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         trainer.save_model()
     if training_args.do_eval and evaluation:
         results.update(evaluate_splits(trainer, evaluation))
+    if training_args.do_predict:
+        predict_test_splits(trainer, test, task)
     if training_args.push_to_hub:
         trainer.push_to_hub(
             finetuned_from=model_args.model_name_or_path,

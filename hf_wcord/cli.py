@@ -25,17 +25,36 @@ class HubLoadingArguments:
 
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloads from the Hub are cached."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of Hub models."})
+    token: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Hub token for private or gated models and datasets (default: the one `hf auth login` stored, or "
+                "$HF_TOKEN)."
+            )
+        },
+    )
     trust_remote_code: bool = field(
         default=False,
         metadata={"help": "Allow custom modelling code from model repositories to run. Only for repos you trust."},
     )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "Load a pretrained student whose classification head has another number of labels than the data: "
+                "the head is re-initialised for the data's labels."
+            )
+        },
+    )
 
     @property
     def hub_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `from_pretrained`."""
+        """Keyword arguments for `from_pretrained` (models, tokenizers, processors, configs)."""
         return {
             "cache_dir": self.cache_dir,
             "revision": self.model_revision,
+            "token": self.token,
             "trust_remote_code": self.trust_remote_code,
         }
 

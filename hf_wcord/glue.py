@@ -44,6 +44,11 @@ class GlueTask:
         return self.label_names is None
 
     @property
+    def test_splits(self) -> tuple[str, ...]:
+        """The unlabelled splits predicted for a submission: `test`, or MNLI's `test_matched`/`test_mismatched`."""
+        return tuple(split.replace("validation", "test") for split in self.eval_splits)
+
+    @property
     def num_labels(self) -> int:
         return 1 if self.label_names is None else len(self.label_names)
 
@@ -113,6 +118,9 @@ class GlueDataArguments:
     dataset_name: str = field(
         default=HUB_DATASET, metadata={"help": "Hub dataset holding the GLUE configs (used without files or a dir)."}
     )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "Config of the Hub dataset (default: --task_name)."}
+    )
     dataset_dir: str | None = field(
         default=None,
         metadata={
@@ -126,6 +134,10 @@ class GlueDataArguments:
     validation_file: str | None = field(
         default=None, metadata={"help": "A csv or json(l) file with the evaluation data."}
     )
+    test_file: str | None = field(
+        default=None,
+        metadata={"help": "A csv or json(l) file with the data to predict (--do_predict); its labels are ignored."},
+    )
     max_seq_length: int = field(default=128, metadata={"help": "Longest tokenized input; longer ones are truncated."})
     pad_to_max_length: bool = field(
         default=False,
@@ -135,6 +147,9 @@ class GlueDataArguments:
         default=None, metadata={"help": "Train on the first N examples (after shuffling with the seed)."}
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first N examples."})
+    max_predict_samples: int | None = field(
+        default=None, metadata={"help": "Predict the first N examples of each test split (--do_predict)."}
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes used for tokenization."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenize instead of using cached datasets."})
 
@@ -145,12 +160,13 @@ class GlueDataArguments:
                 raise ValueError(f"Unknown GLUE task {self.task_name!r}: choose one of {', '.join(GLUE_TASKS)}.")
         elif self.train_file is None and self.dataset_dir is None:
             raise ValueError("Give --task_name (a GLUE task) or --train_file/--validation_file with your own data.")
-        for name in ("train_file", "validation_file"):
+        for name in ("train_file", "validation_file", "test_file"):
             path = getattr(self, name)
             if path is not None and _extension(path) not in DATA_FILE_EXTENSIONS:
                 raise ValueError(f"--{name} {path!r} must be a {', '.join(DATA_FILE_EXTENSIONS)} file.")
-        if self.validation_file is not None and self.train_file is None:
-            raise ValueError("--validation_file needs --train_file as well.")
+        for name in ("validation_file", "test_file"):
+            if getattr(self, name) is not None and self.train_file is None:
+                raise ValueError(f"--{name} needs --train_file as well.")
 
 
 def _extension(path: str) -> str:
@@ -173,8 +189,9 @@ def _find_split_file(folder: str, split: str) -> str | None:
 
 
 def _load_dataset_dir(
-    dataset_dir: str, task: str | None, splits: tuple[str, ...], cache_dir: str | None
+    dataset_dir: str, task: str | None, splits: tuple[str, ...], test_splits: tuple[str, ...], cache_dir: str | None
 ) -> datasets.DatasetDict:
+    """Train and evaluation split files (required) and test split files (when present) from an offline copy."""
     folder = (
         os.path.join(dataset_dir, task) if task and os.path.isdir(os.path.join(dataset_dir, task)) else dataset_dir
     )
@@ -184,12 +201,13 @@ def _load_dataset_dir(
         return datasets.load_from_disk(folder)
     files = {split: _find_split_file(folder, split) for split in ("train", *splits)}
     missing = [split for split, path in files.items() if path is None]
+    optional = {split: _find_split_file(folder, split) for split in test_splits}
     if missing:
         raise FileNotFoundError(
             f"{folder} has no file for the split(s) {missing}: expected <split>.jsonl (or .json/.csv/.parquet) for "
             f"{['train', *splits]}, with the columns of the Hub's {HUB_DATASET} config."
         )
-    return _load_files(files, cache_dir)
+    return _load_files({**files, **{split: path for split, path in optional.items() if path}}, cache_dir)
 
 
 def _infer_task(raw: datasets.DatasetDict) -> GlueTask:
@@ -215,25 +233,31 @@ def _infer_task(raw: datasets.DatasetDict) -> GlueTask:
     return GlueTask("custom", text_columns, tuple(labels))
 
 
-def load_glue(data_args: GlueDataArguments, cache_dir: str | None = None) -> tuple[datasets.DatasetDict, GlueTask]:
-    """Load the raw train and evaluation splits and describe the task.
+def load_glue(
+    data_args: GlueDataArguments, cache_dir: str | None = None, token: str | None = None
+) -> tuple[datasets.DatasetDict, GlueTask]:
+    """Load the raw train, evaluation and (where there are any) test splits, and describe the task.
 
-    Sources, first match wins: `train_file`/`validation_file`; `dataset_dir` (offline copy); the Hub
-    (`dataset_name`, config `task_name`).
+    Sources, first match wins: `train_file`/`validation_file`/`test_file`; `dataset_dir` (offline copy, with
+    `test.jsonl` etc. when present); the Hub (`dataset_name`, config `dataset_config_name` or `task_name`).
     """
     task = GLUE_TASKS.get(data_args.task_name or "")
     if data_args.train_file is not None:
         files = {"train": data_args.train_file}
         if data_args.validation_file is not None:
             files["validation"] = data_args.validation_file
+        if data_args.test_file is not None:
+            files["test"] = data_args.test_file
         raw = _load_files(files, cache_dir)
         if task is not None and task.eval_splits != ("validation",):
             task = GlueTask(task.name, task.text_columns, task.label_names, ("validation",), task.metric_names)
     elif data_args.dataset_dir is not None:
         splits = task.eval_splits if task else ("validation",)
-        raw = _load_dataset_dir(data_args.dataset_dir, data_args.task_name, splits, cache_dir)
+        test_splits = task.test_splits if task else ("test",)
+        raw = _load_dataset_dir(data_args.dataset_dir, data_args.task_name, splits, test_splits, cache_dir)
     else:
-        raw = datasets.load_dataset(data_args.dataset_name, data_args.task_name, cache_dir=cache_dir)
+        config = data_args.dataset_config_name or data_args.task_name
+        raw = datasets.load_dataset(data_args.dataset_name, config, cache_dir=cache_dir, token=token)
     task = task or _infer_task(raw)
     if "train" not in raw:
         raise ValueError(f"The data has no 'train' split (found {list(raw)}).")
@@ -305,6 +329,46 @@ def tokenize_glue(
             dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
         evaluation[split] = prepare(dataset, split)
     return train, evaluation
+
+
+def tokenize_test_splits(
+    raw: datasets.DatasetDict,
+    task: GlueTask,
+    tokenizer: PreTrainedTokenizerBase,
+    data_args: GlueDataArguments,
+    index_column: str = "idx",
+) -> dict[str, tuple[datasets.Dataset, list[int]]]:
+    """The test splits that exist, tokenized without labels (GLUE's test labels are hidden, -1) and cut to
+    `max_predict_samples`, each with the example indices its predictions are submitted under (the `index_column`
+    when the data have one, else the row numbers)."""
+    padding = "max_length" if data_args.pad_to_max_length else False
+    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+    prepared = {}
+    for split in task.test_splits:
+        if split not in raw:
+            continue
+        dataset = raw[split]
+        if data_args.max_predict_samples is not None:
+            dataset = dataset.select(range(min(data_args.max_predict_samples, len(dataset))))
+        missing = [column for column in task.text_columns if column not in dataset.column_names]
+        if missing:
+            raise ValueError(f"The {split} split lacks the column(s) {missing}; it has {dataset.column_names}.")
+        indices = list(dataset[index_column]) if index_column in dataset.column_names else list(range(len(dataset)))
+        encoded = dataset.map(
+            lambda batch: tokenizer(
+                *[batch[column] for column in task.text_columns],
+                padding=padding,
+                max_length=max_length,
+                truncation=True,
+            ),
+            batched=True,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+            remove_columns=dataset.column_names,
+            desc=f"Tokenizing {split}",
+        )
+        prepared[split] = (encoded, [int(index) for index in indices])
+    return prepared
 
 
 def task_head_kwargs(task: GlueTask) -> dict[str, object]:

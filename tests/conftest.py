@@ -66,7 +66,8 @@ GLUE_FIXTURE_ROWS = {"train": 24, "validation": 12}
 @pytest.fixture(scope="session")
 def glue_dir(data_dir, tmp_path_factory) -> Path:
     """An offline GLUE copy in the Hub's column layout for all nine tasks, a few rows each: real SST-2 and RTE rows,
-    and, for the tasks with no real copy here, real RTE sentences arranged in each task's columns and labels."""
+    and, for the tasks with no real copy here, real RTE sentences arranged in each task's columns and labels; test
+    splits are the evaluation rows with their labels hidden (-1) and idx numbers from 1000."""
     import datasets
 
     from hf_wcord.glue import GLUE_TASKS
@@ -93,4 +94,12 @@ def glue_dir(data_dir, tmp_path_factory) -> Path:
                 label = round((i % 11) / 2, 1) if task.is_regression else i % task.num_labels
                 records.append({**dict(zip(task.text_columns, texts, strict=True)), "label": label, "idx": i})
             datasets.Dataset.from_list(records).to_json(folder / f"{split}.jsonl")
+        for split, source_split in zip(task.test_splits, task.eval_splits, strict=True):
+            # GLUE's test splits hide their labels as -1; their idx numbers are what a submission is keyed by.
+            hidden = datasets.load_dataset("json", data_files=str(folder / f"{source_split}.jsonl"), split="train")
+            hidden_label = -1.0 if task.is_regression else -1
+            hidden = hidden.map(
+                lambda row, i, label=hidden_label: {"label": label, "idx": 1000 + i}, with_indices=True
+            )
+            hidden.to_json(folder / f"{split}.jsonl")
     return root

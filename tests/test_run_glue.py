@@ -233,3 +233,76 @@ def test_two_processes_keep_identical_banks(tiny_teachers, glue_dir, tmp_path):
     assert len(losses) == 3 and all(math.isfinite(entry["loss_local"]) for entry in losses)
     assert losses[-1]["epoch"] == pytest.approx(3 * 4 * 2 / 24), "each step consumed two processes' batches"
     assert (output_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("task_name", ["sst2", "mnli", "stsb"])
+def test_do_predict_writes_glue_submission_files(task_name, distill_script, tiny_teachers, glue_dir, tmp_path):
+    task = GLUE_TASKS[task_name]
+    output_dir = tmp_path / "student"
+    args = common_args(glue_dir, output_dir, task_name) + ["--teacher_name_or_path", tiny_teachers[task.num_labels]]
+    args += ["--student_layers", "1", "--do_predict", "--max_predict_samples", "5", "--measure_speedup", "false"]
+    results = distill_script.main(args + ["--report_to", "none"])
+    expected = ["predict_results_mnli.txt", "predict_results_mnli-mm.txt"] if task_name == "mnli" else None
+    assert [Path(path).name for path in results["predictions"]] == (expected or [f"predict_results_{task_name}.txt"])
+    for path in results["predictions"]:
+        header, *rows = Path(path).read_text().splitlines()
+        assert header == "index\tprediction" and len(rows) == 5
+        indices, predictions = zip(*(row.split("\t") for row in rows), strict=True)
+        assert indices == ("1000", "1001", "1002", "1003", "1004"), "rows keep the test split's idx"
+        if task.is_regression:
+            assert all(len(value.split(".")[1]) == 3 and math.isfinite(float(value)) for value in predictions)
+        else:
+            assert set(predictions) <= set(task.label_names)
+
+
+def test_do_predict_reads_a_test_file_and_refuses_to_predict_nothing(teacher_script, glue_dir, tmp_path, tokenizer):
+    from transformers import BertModel
+
+    pretrained = tmp_path / "pretrained"
+    BertModel(tiny_bert(32, 2).config).save_pretrained(pretrained)
+    tokenizer.save_pretrained(pretrained)
+    files = ["--train_file", str(glue_dir / "rte" / "train.jsonl"), "--model_name_or_path", str(pretrained)]
+    args = [*files, "--output_dir", str(tmp_path / "out"), "--do_predict", "--max_seq_length", "32"]
+    with pytest.raises(ValueError, match="--do_predict found no test split"):
+        teacher_script.main([*args, "--report_to", "none"])
+    teacher_script.main([*args, "--test_file", str(glue_dir / "rte" / "test.jsonl"), "--report_to", "none"])
+    header, *rows = (tmp_path / "out" / "predict_results_custom.txt").read_text().splitlines()
+    assert header == "index\tprediction" and len(rows) == 12
+    assert {row.split("\t")[1] for row in rows} <= {"0", "1"}, "file labels name the classes by their values"
+
+
+def test_a_pretrained_student_with_another_head_size_needs_ignore_mismatched_sizes(
+    distill_script, tiny_teachers, glue_dir, tmp_path, tokenizer
+):
+    student_dir = tmp_path / "three_label_student"
+    tiny_bert(32, 2, num_labels=3, seed=3).save_pretrained(student_dir)
+    tokenizer.save_pretrained(student_dir)
+    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_name_or_path", str(student_dir), "--measure_speedup", "false", "--report_to", "none"]
+    with pytest.raises((RuntimeError, ValueError), match="ignore_mismatched_sizes"):
+        distill_script.main(args)
+    results = distill_script.main([*args, "--ignore_mismatched_sizes"])
+    assert math.isfinite(results["eval_accuracy"])
+
+
+def test_hub_dataset_config_and_token_reach_the_loaders(
+    distill_script, tiny_teachers, glue_dir, tmp_path, monkeypatch
+):
+    import datasets
+
+    seen = {}
+    local = datasets.load_dataset(
+        "json", data_files={split: str(glue_dir / "sst2" / f"{split}.jsonl") for split in ("train", "validation")}
+    )
+
+    def fake_load_dataset(name, config=None, **kwargs):
+        seen.update(name=name, config=config, token=kwargs.get("token"))
+        return local
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    args = ["--task_name", "sst2", "--dataset_name", "someone/glue-copy", "--dataset_config_name", "sst2_v2"]
+    args += ["--token", "hf_secret", "--teacher_name_or_path", tiny_teachers[2], "--student_layers", "1"]
+    args += ["--output_dir", str(tmp_path / "out"), "--do_eval", "--max_eval_samples", "4", "--report_to", "none"]
+    results = distill_script.main([*args, "--measure_speedup", "false"])
+    assert seen == {"name": "someone/glue-copy", "config": "sst2_v2", "token": "hf_secret"}
+    assert math.isfinite(results["eval_accuracy"])
