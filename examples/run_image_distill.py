@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     training_args.remove_unused_columns = False
     setup_logging(training_args)
     set_seed(training_args.seed)
-    raw, labels = load_image_data(data_args, model_args.cache_dir)
+    raw, labels = load_image_data(data_args, model_args.cache_dir, model_args.token)
     teacher = AutoModelForImageClassification.from_pretrained(model_args.teacher_name_or_path, **model_args.hub_kwargs)
     if teacher.config.num_labels != len(labels):
         raise ValueError(
@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         preprocessing.num_channels,
         labels,
         model_args.hub_kwargs,
+        image_size=preprocessing.size,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )
     check_same_inputs(teacher, student, preprocessing)
     with training_args.main_process_first(desc="preprocessing"):

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     training_args.remove_unused_columns = False
     setup_logging(training_args)
     set_seed(training_args.seed)
-    raw, labels = load_image_data(data_args, model_args.cache_dir)
+    raw, labels = load_image_data(data_args, model_args.cache_dir, model_args.token)
     default_channels = 1 if data_args.fashion_mnist_dir else 3
     hub_kwargs = model_args.hub_kwargs
     model, processor = load_image_classifier(
@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         model_args.num_channels or default_channels,
         labels,
         hub_kwargs,
+        image_size=native_image_size(raw["train"]),
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )
     preprocessing = ImagePreprocessing.for_model(model.config, processor, native_image_size(raw["train"]))
     with training_args.main_process_first(desc="preprocessing"):

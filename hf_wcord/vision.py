@@ -20,7 +20,8 @@ logger = logging.get_logger(__name__)
 
 FIXED_SIZE_MODEL_TYPES = ("vit", "deit", "beit", "data2vec-vision")
 
-# Small image classifiers for 28x28 inputs, built from configs (no pretrained vision weights exist offline).
+# Small image classifiers built from configs (no pretrained vision weights exist offline). The ViT/DeiT presets are
+# written for 28x28 inputs; `preset_config` fits their image size and patch grid to the data.
 VISION_PRESETS: dict[str, dict[str, Any]] = {
     "resnet-small": {
         "model_type": "resnet", "embedding_size": 32, "hidden_sizes": [32, 64, 128, 256], "depths": [2, 2, 2, 2],
@@ -55,12 +56,26 @@ VISION_PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def preset_config(name: str, num_channels: int, labels: list[str]) -> PretrainedConfig:
-    """The config of a named preset for `num_channels`-channel images and the given class names."""
+def patch_size_for(image_size: tuple[int, int]) -> int:
+    """Patch size for a ViT-style preset: a grid of about 8x8 patches, patches of at least 4 pixels (4 at 28 or 32
+    pixels, 8 at 64, 28 at 224)."""
+    return max(4, min(image_size) // 8)
+
+
+def preset_config(
+    name: str, num_channels: int, labels: list[str], image_size: tuple[int, int] | None = None
+) -> PretrainedConfig:
+    """The config of a named preset for `num_channels`-channel images of `image_size` (height, width) and the given
+    class names. Convolutional presets read any size; ViT/DeiT presets get `image_size` and a patch size that gives
+    a grid of about 8x8 patches (`patch_size_for`)."""
     if name not in VISION_PRESETS:
         raise ValueError(f"Unknown preset {name!r}: choose one of {', '.join(VISION_PRESETS)}.")
     settings = dict(VISION_PRESETS[name])
     model_type = settings.pop("model_type")
+    if image_size is not None and model_type in FIXED_SIZE_MODEL_TYPES:
+        height, width = image_size
+        settings["image_size"] = height if height == width else [height, width]
+        settings["patch_size"] = patch_size_for(image_size)
     return AutoConfig.for_model(
         model_type,
         num_channels=num_channels,
@@ -114,7 +129,7 @@ class ImageDataArguments:
 
 
 def load_image_data(
-    data_args: ImageDataArguments, cache_dir: str | None = None
+    data_args: ImageDataArguments, cache_dir: str | None = None, token: str | None = None
 ) -> tuple[datasets.DatasetDict, list[str]]:
     """Raw `train` and `validation` splits with `image`/`label` columns, and the class names."""
     if data_args.fashion_mnist_dir:
@@ -128,7 +143,9 @@ def load_image_data(
             files["validation"] = f"{data_args.validation_dir}/**"
         raw = datasets.load_dataset("imagefolder", data_files=files, cache_dir=cache_dir)
     else:
-        raw = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, cache_dir=cache_dir)
+        raw = datasets.load_dataset(
+            data_args.dataset_name, data_args.dataset_config_name, cache_dir=cache_dir, token=token
+        )
     image_column, label_column = data_args.image_column_name, data_args.label_column_name
     for column in (image_column, label_column):
         if column not in raw["train"].column_names:
@@ -286,9 +303,16 @@ def load_image_classifier(
     num_channels: int,
     labels: list[str],
     hub_kwargs: dict[str, Any],
+    image_size: tuple[int, int] | None = None,
+    ignore_mismatched_sizes: bool = False,
 ) -> tuple[Any, Any | None]:
     """An image classifier from exactly one of: a Hub id or folder (with its image processor, if it has one), a
-    config (random init), or a named preset (random init). Returns `(model, image_processor or None)`."""
+    config (random init), or a named preset (random init, fitted to `image_size`). Returns
+    `(model, image_processor or None)`.
+
+    A pretrained model keeps its head unless `ignore_mismatched_sizes`, which gives it a new head with the data's
+    labels (and their names) when the sizes differ; a head of another size without it is refused with that advice.
+    """
     from transformers import AutoModelForImageClassification
 
     sources = [value for value in (name_or_path, config_name, preset) if value]
@@ -304,7 +328,7 @@ def load_image_classifier(
     }
     if preset or config_name:
         config = (
-            preset_config(preset, num_channels, labels)
+            preset_config(preset, num_channels, labels, image_size)
             if preset
             else AutoConfig.from_pretrained(config_name, **head, **hub_kwargs)
         )
@@ -313,7 +337,13 @@ def load_image_classifier(
         return AutoModelForImageClassification.from_config(
             config, trust_remote_code=hub_kwargs.get("trust_remote_code", False)
         ), None
-    model = AutoModelForImageClassification.from_pretrained(name_or_path, **hub_kwargs)
+    relabel = {**head, "ignore_mismatched_sizes": True} if ignore_mismatched_sizes else {}
+    model = AutoModelForImageClassification.from_pretrained(name_or_path, **relabel, **hub_kwargs)
+    if model.config.num_labels != len(labels):
+        raise ValueError(
+            f"{name_or_path!r} predicts {model.config.num_labels} classes but the data has {len(labels)}: pass "
+            "--ignore_mismatched_sizes to give it a new classification head for the data's labels."
+        )
     return model, load_image_processor(name_or_path, hub_kwargs)
 
 

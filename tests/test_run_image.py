@@ -124,3 +124,70 @@ def test_two_processes(image_teachers, data_dir, tmp_path):
     output = launch_on_two_cpu_processes("run_image_distill", args)
     assert "agree across 2 processes" in output
     assert (output_dir / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def rgb_32_folder(data_dir, tmp_path_factory):
+    """CIFAR-sized data: real Fashion-MNIST images of three classes, resized to 32x32 and tinted RGB, as an image
+    folder (one sub-folder per class)."""
+    from hf_wcord.data import load_fashion_mnist
+
+    root = tmp_path_factory.mktemp("rgb32")
+    rows = load_fashion_mnist(str(data_dir / "fashion-mnist"), "train")
+    written = {0: 0, 1: 0, 7: 0}
+    for image, label in zip(rows["image"], rows["label"], strict=True):
+        if label not in written or written[label] == 24:
+            continue
+        gray = Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((32, 32))
+        tint = Image.merge("RGB", (gray, gray.point(lambda v: v // 2), gray.point(lambda v: 255 - v)))
+        (root / f"class_{label}").mkdir(exist_ok=True)
+        tint.save(root / f"class_{label}" / f"{written[label]}.png")
+        written[label] += 1
+    return root
+
+
+def test_presets_fit_32x32_images(rgb_32_folder, tmp_path):
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    common = ["--train_dir", str(rgb_32_folder), "--train_val_split", "0.25", "--max_steps", "2"]
+    common += ["--per_device_train_batch_size", "16", "--save_strategy", "no", "--report_to", "none", "--do_train"]
+    load_example("run_image_teacher").main([*common, "--preset", "resnet-tiny", "--output_dir", str(tmp_path / "t")])
+    for preset in ("vit-tiny", "deit-tiny"):
+        output_dir = tmp_path / preset
+        args = [*common, "--do_eval", "--teacher_name_or_path", str(tmp_path / "t"), "--student_preset", preset]
+        results = load_example("run_image_distill").main(args + ["--output_dir", str(output_dir)])
+        assert math.isfinite(results["eval_accuracy"])
+        student = AutoModelForImageClassification.from_pretrained(output_dir)
+        assert (student.config.image_size, student.config.patch_size, student.config.num_channels) == (32, 4, 3)
+        pixels = AutoImageProcessor.from_pretrained(output_dir)(Image.new("RGB", (40, 40)), return_tensors="pt")
+        assert pixels["pixel_values"].shape == (1, 3, 32, 32)
+        assert student(**pixels).logits.shape == (1, 3)
+
+
+def test_patch_grid_follows_the_image_size():
+    from hf_wcord.vision import preset_config
+
+    labels = ["a", "b"]
+    for size, patch in (((28, 28), 4), ((32, 32), 4), ((64, 64), 8), ((224, 224), 28)):
+        config = preset_config("vit-tiny", 3, labels, size)
+        assert (config.image_size, config.patch_size) == (size[0], patch)
+    assert preset_config("vit-tiny", 3, labels, (32, 48)).image_size == [32, 48]
+    assert preset_config("resnet-tiny", 3, labels, (32, 32)).hidden_sizes == [16, 32, 64, 128]
+
+
+def test_a_hub_image_student_with_another_head_needs_ignore_mismatched_sizes(image_teachers, data_dir, tmp_path):
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    student_dir = tmp_path / "five_class_student"
+    config = AutoConfig.for_model("resnet", num_channels=1, hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8)
+    config.num_labels = 5
+    AutoModelForImageClassification.from_config(config).save_pretrained(student_dir)
+    script = load_example("run_image_distill")
+    args = data_args(data_dir, tmp_path / "out", teacher_name_or_path=image_teachers["resnet"])
+    args += ["--student_name_or_path", str(student_dir), "--measure_speedup", "false"]
+    with pytest.raises(ValueError, match="predicts 5 classes but the data has 10: pass --ignore_mismatched_sizes"):
+        script.main(args)
+    results = script.main(args + ["--ignore_mismatched_sizes"])
+    student = AutoModelForImageClassification.from_pretrained(tmp_path / "out")
+    assert student.config.num_labels == 10 and student.config.id2label[9] == "Ankle boot"
+    assert math.isfinite(results["eval_accuracy"])
