@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .features import get_hidden_states, pooled_features
@@ -49,15 +50,17 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def dataset_fingerprint(dataset: Any, batch_size: int = 1024) -> str:
+def dataset_fingerprint(dataset: Any, batch_size: int = 1024, show_progress: bool = False) -> str:
     """SHA-256 of every column the teacher could read (all but the labels), row by row in dataset order, so that
-    another tokenizer, max length, subset or order gives another fingerprint."""
+    another tokenizer, max length, subset or order gives another fingerprint. `show_progress` draws a progress
+    bar."""
     import pyarrow as pa
 
     columns = [name for name in dataset.column_names if name not in LABEL_COLUMNS]
     view = dataset.select_columns(columns).with_format("arrow")
     digest = hashlib.sha256(json.dumps(columns).encode())
-    for start in range(0, len(view), batch_size):
+    starts = range(0, len(view), batch_size)
+    for start in tqdm(starts, desc="Fingerprinting the training set", disable=not show_progress, leave=False):
         sink = pa.BufferOutputStream()
         table = view[start : start + batch_size]
         with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -134,6 +137,7 @@ def build_teacher_cache(
     fingerprint: dict[str, Any],
     index_column: str,
     batch_size: int = 64,
+    show_progress: bool = False,
 ) -> TeacherCache:
     """Run the teacher once over `dataset` (in eval mode, fp32) and write the cache atomically into `directory`.
 
@@ -142,6 +146,7 @@ def build_teacher_cache(
         prepare: moves a batch to the teacher's device.
         teacher_layers: indices into the teacher's `hidden_states` whose pooled features are stored.
         fingerprint: what the cache was built from; stored and compared on reuse.
+        show_progress: draw a progress bar over the batches.
     """
     staging = f"{directory.rstrip(os.sep)}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -150,7 +155,8 @@ def build_teacher_cache(
     teacher.eval()
     arrays: dict[str, np.lib.format.open_memmap] = {}
     try:
-        for start in range(0, len(dataset), batch_size):
+        starts = range(0, len(dataset), batch_size)
+        for start in tqdm(starts, desc="Building the teacher cache", disable=not show_progress):
             rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             batch = prepare(collate(rows))
             index = batch.pop(index_column).detach().to("cpu").numpy()

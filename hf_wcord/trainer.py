@@ -223,11 +223,12 @@ class WCoRDTrainer(Trainer):
         check_cacheable(self.train_dataset, column)
         teacher_layers = [t for t, _ in self.layer_pairs]
         pooling = self._pooling()
+        show_progress = not self.args.disable_tqdm and self.is_local_process_zero()
         fingerprint = {
             "teacher": model_fingerprint(self.accelerator.unwrap_model(self.teacher_model)),
             "teacher_layers": teacher_layers,
             "pooling": pooling,
-            "data": dataset_fingerprint(self.train_dataset),
+            "data": dataset_fingerprint(self.train_dataset, show_progress=show_progress),
             "num_examples": len(self.train_dataset),
         }
         collator = self._get_collator_with_removed_columns(self.data_collator, "training")
@@ -244,8 +245,11 @@ class WCoRDTrainer(Trainer):
                 fingerprint,
                 column,
                 self.args.per_device_eval_batch_size,
+                show_progress,
             )
 
+        if not self.accelerator.is_main_process:
+            logger.info(f"Process {self.args.process_index} waits for the main process to open the teacher cache.")
         with self.accelerator.main_process_first():
             return open_or_build_teacher_cache(directory, fingerprint, build)
 

@@ -105,3 +105,11 @@ def test_the_cache_needs_an_index_numbering_the_examples(tmp_path, tokenizer, ss
             lambda_global=0.0,
             lambda_local=0.0,
         )
+
+
+def test_the_cache_build_shows_progress_unless_disable_tqdm(tmp_path, tokenizer, sst2_train, capfd):
+    make_trainer(tmp_path, tokenizer, sst2_train, teacher_cache=str(tmp_path / "shown"), disable_tqdm=False)
+    shown = capfd.readouterr().err
+    assert "Building the teacher cache" in shown and "Fingerprinting the training set" in shown
+    make_trainer(tmp_path, tokenizer, sst2_train, teacher_cache=str(tmp_path / "quiet"), disable_tqdm=True)
+    assert "teacher cache" not in capfd.readouterr().err
