@@ -10,7 +10,9 @@ The student comes from a Hub id or folder (`--student_name_or_path`), a config (
 init), or the teacher itself (`--student_layers 0,4,8,11` or a layer count). Every `WCoRDConfig` field is a flag.
 At the end the teacher and student are evaluated side by side, with parameter counts and the inference speed-up,
 written to `distillation_summary.json`. `--teacher_cache DIR` computes the teacher's outputs once and reuses them.
-`--do_predict` writes the student's predictions on the test split(s) in GLUE's submission format
+The teacher may have its own tokenizer (an MPNet or RoBERTa teacher, a BERT-class student): each model then reads its
+own tokenization of the same text (`--teacher_tokenizer_name` overrides the teacher's). `--do_predict` writes the
+student's predictions on the test split(s) in GLUE's submission format
 (`predict_results_<task>.txt`: index, predicted label name).
 """
 
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -32,9 +35,9 @@ from transformers import (
     set_seed,
 )
 
-from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer, init_student_from_teacher
-from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
-from hf_wcord.glue import (
+from hf_wcord import DistillationDataCollator, ModelCardInfo, WCoRDConfig, WCoRDTrainer, init_student_from_teacher
+from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.glue import (
     GlueDataArguments,
     GlueTask,
     load_glue,
@@ -42,8 +45,9 @@ from hf_wcord.glue import (
     tokenize_glue,
     tokenize_test_splits,
 )
-from hf_wcord.predictions import predict_test_splits, require_test_splits
-from hf_wcord.summary import distillation_summary, evaluate_model, write_summary
+from hf_wcord.tasks.predictions import predict_test_splits, require_test_splits
+from hf_wcord.tasks.summary import distillation_summary, evaluate_model, write_summary
+from hf_wcord.teacher_inputs import TEACHER_COLUMNS, as_teacher_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +72,34 @@ class DistillationModelArguments(HubLoadingArguments):
         metadata={
             "help": (
                 "Student made from the teacher: the teacher layers to copy, '0,4,8,11', or a layer count such as "
-                "'3' for evenly spaced layers."
+                "'3' for evenly spaced layers. With --student_name_or_path, the layers are taken from that "
+                "checkpoint instead (e.g. a 3-layer student from a 6-layer MiniLM)."
             )
         },
     )
     tokenizer_name: str | None = field(
-        default=None, metadata={"help": "Tokenizer shared by teacher and student (default: the teacher's)."}
+        default=None,
+        metadata={
+            "help": (
+                "The student's tokenizer (default: the one saved with --student_name_or_path, else the teacher's). "
+                "When its vocabulary is not the teacher's, each model reads its own tokenization of the text."
+            )
+        },
+    )
+    teacher_tokenizer_name: str | None = field(
+        default=None, metadata={"help": "The teacher's tokenizer (default: the one saved with the teacher)."}
+    )
+    teacher_revision: str | None = field(
+        default=None, metadata={"help": "Branch, tag or commit of a Hub teacher (default: --model_revision)."}
+    )
+    teacher_dtype: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "dtype the teacher is loaded in: 'auto' (as saved), 'bfloat16', 'float16' or 'float32' (default: "
+                "transformers' default). A half-precision teacher halves its memory; the loss terms stay in fp32."
+            )
+        },
     )
     evaluate_teacher: bool = field(
         default=True, metadata={"help": "Also evaluate the teacher, for the side-by-side summary."}
@@ -86,17 +112,29 @@ class DistillationModelArguments(HubLoadingArguments):
         sources = [
             name for name in ("student_name_or_path", "student_config_name", "student_layers") if getattr(self, name)
         ]
-        if len(sources) != 1:
+        from_checkpoint_layers = sources == ["student_name_or_path", "student_layers"]
+        if len(sources) != 1 and not from_checkpoint_layers:
             raise ValueError(
                 "Choose the student with exactly one of --student_name_or_path, --student_config_name or "
-                f"--student_layers (got {sources or 'none'})."
+                "--student_layers (or --student_name_or_path with --student_layers, to keep some of that "
+                f"checkpoint's layers); got {sources or 'none'}."
             )
 
 
+def teacher_hub_kwargs(model_args: DistillationModelArguments) -> dict[str, Any]:
+    """`from_pretrained` keyword arguments for the teacher and its tokenizer: its own revision when given."""
+    return {**model_args.hub_kwargs, "revision": model_args.teacher_revision or model_args.model_revision}
+
+
 def load_teacher(model_args: DistillationModelArguments, task: GlueTask) -> PreTrainedModel:
-    """Load the teacher and make sure it was fine-tuned for the task (a trained head of the task's size)."""
+    """Load the teacher (with its revision and dtype) and make sure it was fine-tuned for the task (a trained head
+    of the task's size)."""
+    dtype = model_args.teacher_dtype
+    if dtype not in (None, "auto", "bfloat16", "float16", "float32"):
+        raise ValueError(f"--teacher_dtype {dtype!r}: use auto, bfloat16, float16 or float32.")
+    dtype_kwargs = {} if dtype is None else {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
     teacher, info = AutoModelForSequenceClassification.from_pretrained(
-        model_args.teacher_name_or_path, output_loading_info=True, **model_args.hub_kwargs
+        model_args.teacher_name_or_path, output_loading_info=True, **dtype_kwargs, **teacher_hub_kwargs(model_args)
     )
     fresh_head = [key for key in info.get("missing_keys", ()) if "classifier" in key or "score" in key]
     if fresh_head:
@@ -123,53 +161,68 @@ def parse_layers(spec: str) -> list[int] | int:
 
 
 def load_student(model_args: DistillationModelArguments, task: GlueTask, teacher: PreTrainedModel) -> PreTrainedModel:
-    if model_args.student_layers:
-        return init_student_from_teacher(teacher, parse_layers(model_args.student_layers))
+    """The student from its pretrained checkpoint (optionally keeping some of its layers), its config, or the
+    teacher's layers."""
     if model_args.student_config_name:
         config = AutoConfig.from_pretrained(
             model_args.student_config_name, **task_head_kwargs(task), **model_args.hub_kwargs
         )
         return AutoModelForSequenceClassification.from_config(config, trust_remote_code=model_args.trust_remote_code)
-    return AutoModelForSequenceClassification.from_pretrained(
+    if model_args.student_name_or_path is None:
+        return init_student_from_teacher(teacher, parse_layers(model_args.student_layers))
+    student = AutoModelForSequenceClassification.from_pretrained(
         model_args.student_name_or_path,
         **task_head_kwargs(task),
         ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
         **model_args.hub_kwargs,
     )
+    if model_args.student_layers:
+        return init_student_from_teacher(student, parse_layers(model_args.student_layers))
+    return student
 
 
 def base_model(model_args: DistillationModelArguments) -> str:
     """The student's starting checkpoint for the model card: its pretrained weights, the teacher whose layers it
     copies, or none for a random init (local folders are left out of the card)."""
-    if model_args.student_layers:
-        return model_args.teacher_name_or_path
-    return model_args.student_name_or_path or ""
+    if model_args.student_name_or_path:
+        return model_args.student_name_or_path
+    return model_args.teacher_name_or_path if model_args.student_layers else ""
 
 
-def check_shared_tokenizer(model_args: DistillationModelArguments, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Teacher and student read the same input_ids: a student with its own, different tokenizer is refused."""
-    student_source = model_args.student_name_or_path
-    if not student_source or model_args.tokenizer_name:
-        return
-    try:
-        student_tokenizer = AutoTokenizer.from_pretrained(student_source, **model_args.hub_kwargs)
-    except (OSError, ValueError):
-        return
-    if student_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ValueError(
-            f"The student {student_source!r} has its own tokenizer ({len(student_tokenizer)} tokens) that differs "
-            f"from the teacher's ({len(tokenizer)} tokens), but both models read the same input_ids: pick a student "
-            "with the teacher's vocabulary (--student_layers, or --student_config_name with the teacher's "
-            "vocab_size), or pass --tokenizer_name to force one tokenizer for both."
-        )
+def load_tokenizers(
+    model_args: DistillationModelArguments,
+) -> tuple[PreTrainedTokenizerBase, PreTrainedTokenizerBase | None]:
+    """The student's tokenizer, and the teacher's when its vocabulary differs (else None: both read the same
+    input_ids). The student's is `--tokenizer_name`, else the one saved with `--student_name_or_path`, else the
+    teacher's; a student made from teacher layers always reads the teacher's."""
+    teacher_tokenizer = AutoTokenizer.from_pretrained(
+        model_args.teacher_tokenizer_name or model_args.teacher_name_or_path, **teacher_hub_kwargs(model_args)
+    )
+    if model_args.student_layers and not model_args.student_name_or_path:
+        return teacher_tokenizer, None
+    tokenizer = None
+    if model_args.tokenizer_name:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, **model_args.hub_kwargs)
+    elif model_args.student_name_or_path:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_args.student_name_or_path, **model_args.hub_kwargs)
+        except (OSError, ValueError):
+            logger.info("The student has no tokenizer of its own: it reads the teacher's.")
+    if tokenizer is None or tokenizer.get_vocab() == teacher_tokenizer.get_vocab():
+        return tokenizer or teacher_tokenizer, None
+    logger.info(
+        f"The student's tokenizer ({len(tokenizer)} tokens) is not the teacher's ({len(teacher_tokenizer)} tokens): "
+        "each model reads its own tokenization of the text."
+    )
+    return tokenizer, teacher_tokenizer
 
 
 def speed_batch(evaluation: dict[str, Any], collator: Any, size: int) -> dict[str, Any] | None:
-    """The first `size` rows of the first evaluation split, collated with the model inputs only."""
+    """The first `size` rows of the first evaluation split, collated with the models' inputs only."""
     if not evaluation:
         return None
     dataset = next(iter(evaluation.values()))
-    columns = [name for name in MODEL_INPUTS if name in dataset.column_names]
+    columns = [name for name in (*MODEL_INPUTS, *TEACHER_COLUMNS) if name in dataset.column_names]
     return collator(list(dataset.select_columns(columns).select(range(min(len(dataset), size)))))
 
 
@@ -180,20 +233,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     setup_logging(training_args)
     set_seed(training_args.seed)
     raw, task = load_glue(data_args, model_args.cache_dir, model_args.token)
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_args.tokenizer_name or model_args.teacher_name_or_path, **model_args.hub_kwargs
-    )
-    check_shared_tokenizer(model_args, tokenizer)
+    tokenizer, teacher_tokenizer = load_tokenizers(model_args)
     teacher = load_teacher(model_args, task)
     student = load_student(model_args, task, teacher)
     with training_args.main_process_first(desc="tokenization"):
         train, evaluation = tokenize_glue(
-            raw, task, tokenizer, data_args, training_args.seed, training_args.index_column
+            raw, task, tokenizer, data_args, training_args.seed, training_args.index_column, teacher_tokenizer
         )
         test = tokenize_test_splits(raw, task, tokenizer, data_args) if training_args.do_predict else {}
     if training_args.do_predict:
         require_test_splits(test, task)
-    collator = default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
+    if data_args.pad_to_max_length:
+        collator = default_data_collator
+    elif teacher_tokenizer is not None:
+        collator = DistillationDataCollator(tokenizer, teacher_tokenizer)
+    else:
+        collator = DataCollatorWithPadding(tokenizer)
     trainer = WCoRDTrainer(
         model=student,
         teacher_model=teacher,
@@ -201,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         train_dataset=train,
         eval_dataset=evaluation or None,
         processing_class=tokenizer,
+        teacher_processing_class=teacher_tokenizer,
         data_collator=collator,
         compute_metrics=task.metrics_function(),
     )
@@ -220,7 +276,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     evaluated = evaluation if training_args.do_eval else {}
     teacher_results = None
     if model_args.evaluate_teacher and evaluated:
-        teacher_results = evaluate_model(teacher, evaluated, training_args, collator, trainer.compute_metrics)
+        teacher_data = {split: as_teacher_dataset(dataset) for split, dataset in evaluated.items()}
+        teacher_collator = collator if teacher_tokenizer is None else DataCollatorWithPadding(teacher_tokenizer)
+        teacher_results = evaluate_model(
+            teacher, teacher_data, training_args, teacher_collator, trainer.compute_metrics
+        )
     batch = (
         speed_batch(evaluated, collator, training_args.per_device_eval_batch_size)
         if model_args.measure_speedup

@@ -23,9 +23,9 @@ from transformers import (
     set_seed,
 )
 
-from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
-from hf_wcord.glue import GlueDataArguments, load_glue, task_head_kwargs, tokenize_glue, tokenize_test_splits
-from hf_wcord.predictions import predict_test_splits, require_test_splits
+from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.glue import GlueDataArguments, load_glue, task_head_kwargs, tokenize_glue, tokenize_test_splits
+from hf_wcord.tasks.predictions import predict_test_splits, require_test_splits
 
 logger = logging.getLogger(__name__)
 

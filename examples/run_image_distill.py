@@ -20,9 +20,9 @@ from typing import Any
 from transformers import AutoModelForImageClassification, set_seed
 
 from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer
-from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
-from hf_wcord.summary import distillation_summary, evaluate_model, write_summary
-from hf_wcord.vision import (
+from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.summary import distillation_summary, evaluate_model, write_summary
+from hf_wcord.tasks.vision import (
     VISION_PRESETS,
     ImageDataArguments,
     ImagePreprocessing,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from transformers import Trainer, TrainingArguments, set_seed
 
-from hf_wcord.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
-from hf_wcord.vision import (
+from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.vision import (
     VISION_PRESETS,
     ImageDataArguments,
     ImagePreprocessing,

@@ -5,15 +5,18 @@ from .distiller import WCoRDDistiller
 from .heads import ProjectionHead
 from .model_card import ModelCardInfo
 from .student import init_student_from_teacher
+from .teacher_inputs import DistillationDataCollator, tokenize_for_teacher
 from .trainer import WCoRDTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DistillationDataCollator",
     "ModelCardInfo",
     "ProjectionHead",
     "WCoRDConfig",
     "WCoRDDistiller",
     "WCoRDTrainer",
     "init_student_from_teacher",
+    "tokenize_for_teacher",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
 
@@ -222,6 +224,16 @@ class WCoRDConfig(TrainingArguments):
             )
         },
     )
+    teacher_model_init_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Keyword arguments for the teacher's `from_pretrained` when `teacher_model` is a Hub id or folder "
+                '(as in TRL): e.g. {"dtype": "bfloat16", "revision": "main", "trust_remote_code": false}. '
+                "A JSON string on the command line."
+            )
+        },
+    )
     head_learning_rate: float | None = field(
         default=1e-3,
         metadata={
@@ -264,6 +276,8 @@ class WCoRDConfig(TrainingArguments):
             if getattr(self, name) not in choices:
                 raise ValueError(f"`{name}` must be one of {', '.join(choices)}; got {getattr(self, name)!r}.")
         self.layer_map = normalize_layer_map(self.layer_map)
+        if isinstance(self.teacher_model_init_kwargs, str):
+            self.teacher_model_init_kwargs = json.loads(self.teacher_model_init_kwargs)
         if self.sinkhorn_backend == "geomloss" and not self.sinkhorn_detach_plan:
             raise ValueError(
                 "`sinkhorn_backend='geomloss'` differentiates through geomloss' dual potentials only (the envelope "

@@ -146,6 +146,13 @@ def describe_model(model: Any) -> str:
     return f"a {type(model).__name__} ({_size(model)})"
 
 
+def describe_tokenizer(tokenizer: Any) -> str:
+    """A tokenizer named by its Hub id when it has one, else by its class, with its vocabulary size."""
+    hub_id = _hub_id_or_none(getattr(tokenizer, "name_or_path", None))
+    name = f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else type(tokenizer).__name__
+    return f"{name}, {len(tokenizer):,} tokens"
+
+
 def pipeline_tag(model: Any) -> str | None:
     """The Hub pipeline tag of a classification model, from its class name."""
     name = type(model).__name__
@@ -228,6 +235,8 @@ def render_model_card(
     model_name: str | None = None,
     info: ModelCardInfo | None = None,
     resolved_settings: dict[str, Any] | None = None,
+    tokenizer: Any | None = None,
+    teacher_tokenizer: Any | None = None,
 ) -> str:
     """The model card (YAML front matter and Markdown) of a student distilled with WCoRD.
 
@@ -236,6 +245,8 @@ def render_model_card(
         info: data set, base model and Hub metadata (see `ModelCardInfo`).
         resolved_settings: values that replace the config's in the settings table (such as the number of negatives
             actually used when the config left it to be chosen).
+        tokenizer, teacher_tokenizer: the student's tokenizer and, when the teacher had its own, the teacher's;
+            both are named in the card.
     """
     info = info or ModelCardInfo()
     name = model_name or (args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))).split("/")[-1]
@@ -257,6 +268,14 @@ def render_model_card(
         f"| teacher | {describe_model(teacher)} | {_parameter_count(teacher):,} |",
         f"| student | {type(student).__name__} | {_parameter_count(student):,} |",
         "",
+    ]
+    if teacher_tokenizer is not None and tokenizer is not None:
+        lines += [
+            "Each model read its own tokenization of the same text: the teacher "
+            f"{describe_tokenizer(teacher_tokenizer)}; the student {describe_tokenizer(tokenizer)}, saved with it.",
+            "",
+        ]
+    lines += [
         "Objective: L = alpha_ce * CE + alpha_kd * T^2 * KL(teacher || student) + lambda_global * L_global "
         "(Wasserstein dual, contrastive, with a Lipschitz critic) + lambda_local * L_local (in-batch Sinkhorn OT).",
         "",

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
+import torch
 from accelerate import Accelerator
 from torch import nn
 from transformers import PreTrainedModel
@@ -66,17 +68,28 @@ def is_regression(model: nn.Module) -> bool:
     return getattr(config, "problem_type", None) == "regression" or getattr(config, "num_labels", 0) == 1
 
 
-def load_teacher(name_or_path: str, student: nn.Module) -> PreTrainedModel:
-    """Load a teacher from a Hub id or folder with the Auto class of the student's modality."""
+def load_teacher(name_or_path: str, student: nn.Module, init_kwargs: dict[str, Any] | None = None) -> PreTrainedModel:
+    """Load a teacher from a Hub id or folder with the Auto class of the student's modality, passing `init_kwargs`
+    (`dtype`, `revision`, `trust_remote_code`, ...) to `from_pretrained` as TRL does with
+    `teacher_model_init_kwargs`; a `dtype` given as a string (`"bfloat16"`) is turned into the torch dtype."""
     from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
+    kwargs = dict(init_kwargs or {})
+    dtype = kwargs.get("dtype")
+    if isinstance(dtype, str) and dtype != "auto":
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"Unknown teacher dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'.")
+        kwargs["dtype"] = getattr(torch, dtype)
     is_vision = getattr(student, "main_input_name", "input_ids") == "pixel_values"
     auto_class = AutoModelForImageClassification if is_vision else AutoModelForSequenceClassification
-    return auto_class.from_pretrained(name_or_path)
+    return auto_class.from_pretrained(name_or_path, **kwargs)
 
 
-def check_compatible(teacher: nn.Module, student: nn.Module) -> None:
-    """Catch teacher/student pairs that cannot share a batch or a label space, before any training."""
+def check_compatible(teacher: nn.Module, student: nn.Module, separate_inputs: bool = False) -> None:
+    """Catch teacher/student pairs that cannot share a batch or a label space, before any training.
+
+    `separate_inputs`: the data carry the teacher's own tokenization (`teacher_input_ids`), so the vocabularies may
+    differ."""
     teacher_config, student_config = getattr(teacher, "config", None), getattr(student, "config", None)
     if teacher_config is None or student_config is None:
         return
@@ -94,9 +107,17 @@ def check_compatible(teacher: nn.Module, student: nn.Module) -> None:
         )
     teacher_vocab = getattr(teacher_config, "vocab_size", None)
     student_vocab = getattr(student_config, "vocab_size", None)
-    if teacher_vocab is not None and student_vocab is not None and teacher_vocab != student_vocab:
+    if (
+        not separate_inputs
+        and teacher_vocab is not None
+        and student_vocab is not None
+        and teacher_vocab != student_vocab
+    ):
         raise ValueError(
             f"Teacher and student vocabularies differ ({teacher_vocab} vs {student_vocab} tokens) but they read "
-            "the same input_ids: use a student with the teacher's tokenizer (e.g. `init_student_from_teacher`), "
-            "or tokenize separately for each model."
+            "the same input_ids: give the teacher its own tokenization of each example, in `teacher_input_ids` / "
+            "`teacher_attention_mask` columns (`dataset.map(lambda batch: hf_wcord.tokenize_for_teacher("
+            "teacher_tokenizer, [batch['sentence']]), batched=True)`), and pass "
+            "`teacher_processing_class=teacher_tokenizer` to WCoRDTrainer; or use a student with the teacher's "
+            "tokenizer (e.g. `init_student_from_teacher`)."
         )

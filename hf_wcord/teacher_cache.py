@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .features import get_hidden_states, pooled_features
+from .teacher_inputs import TEACHER_PREFIX, has_teacher_inputs, teacher_inputs
 
 logger = logging.get_logger(__name__)
 
@@ -50,19 +51,23 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def dataset_fingerprint(dataset: Any, batch_size: int = 1024, show_progress: bool = False) -> str:
-    """SHA-256 of every column the teacher could read (all but the labels), row by row in dataset order, so that
-    another tokenizer, max length, subset or order gives another fingerprint. `show_progress` draws a progress
-    bar."""
+def dataset_fingerprint(
+    dataset: Any, batch_size: int = 1024, show_progress: bool = False, index_column: str = "idx"
+) -> str:
+    """SHA-256 of every column the teacher could read (all but the labels; only its own `teacher_*` inputs and the
+    index when the data carry them), row by row in dataset order, so that another teacher tokenizer, max length,
+    subset or order gives another fingerprint. `show_progress` draws a progress bar."""
     import pyarrow as pa
 
     columns = [name for name in dataset.column_names if name not in LABEL_COLUMNS]
+    if has_teacher_inputs(dataset.column_names):
+        columns = [name for name in columns if name.startswith(TEACHER_PREFIX) or name == index_column]
     view = dataset.select_columns(columns).with_format("arrow")
     digest = hashlib.sha256(json.dumps(columns).encode())
     starts = range(0, len(view), batch_size)
     for start in tqdm(starts, desc="Fingerprinting the training set", disable=not show_progress, leave=False):
         sink = pa.BufferOutputStream()
-        table = view[start : start + batch_size]
+        table = view[start : start + batch_size].replace_schema_metadata(None)  # not `datasets`' own fingerprint
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         digest.update(sink.getvalue().to_pybytes())
@@ -160,7 +165,7 @@ def build_teacher_cache(
             rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             batch = prepare(collate(rows))
             index = batch.pop(index_column).detach().to("cpu").numpy()
-            batch = {name: value for name, value in batch.items() if name not in LABEL_COLUMNS}
+            batch = teacher_inputs(batch)
             with torch.autocast(device_type=next(teacher.parameters()).device.type, enabled=False):
                 outputs = teacher(**batch, output_hidden_states=True)
             features = pooled_features(

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 from transformers.utils import logging
 
 from .checkpoints import (
@@ -36,6 +36,13 @@ from .teacher_cache import (
     dataset_fingerprint,
     model_fingerprint,
     open_or_build_teacher_cache,
+)
+from .teacher_inputs import (
+    TEACHER_COLUMNS,
+    DistillationDataCollator,
+    has_teacher_inputs,
+    student_inputs,
+    teacher_inputs,
 )
 
 logger = logging.get_logger(__name__)
@@ -73,8 +80,12 @@ class WCoRDTrainer(Trainer):
     Args:
         model: the student (`PreTrainedModel`).
         teacher_model: the teacher, a model or a Hub id / local folder (loaded with the Auto class of the student's
-            modality).
+            modality and `args.teacher_model_init_kwargs`).
         args: a [`WCoRDConfig`].
+        teacher_processing_class: the teacher's own tokenizer, when it is not the student's. The training data then
+            carry the teacher's tokenization of each example in `teacher_input_ids` / `teacher_attention_mask`
+            columns (`hf_wcord.tokenize_for_teacher`), and, unless a `data_collator` is given, batches are padded by
+            a [`DistillationDataCollator`] (each model's inputs with its own tokenizer).
         **kwargs: every other [`~transformers.Trainer`] argument (`train_dataset`, `data_collator`,
             `processing_class`, `compute_metrics`, `callbacks`, `optimizers`, ...).
     """
@@ -84,6 +95,7 @@ class WCoRDTrainer(Trainer):
         model: PreTrainedModel | nn.Module | None = None,
         teacher_model: PreTrainedModel | nn.Module | str | None = None,
         args: WCoRDConfig | None = None,
+        teacher_processing_class: PreTrainedTokenizerBase | None = None,
         **kwargs: Any,
     ) -> None:
         if model is None:
@@ -98,8 +110,17 @@ class WCoRDTrainer(Trainer):
                 "`WCoRDConfig(**training_args.to_dict())` or pass the distillation settings to WCoRDConfig."
             )
         if isinstance(teacher_model, str):
-            teacher_model = load_teacher(teacher_model, model)
-        check_compatible(teacher_model, model)
+            teacher_model = load_teacher(teacher_model, model, args.teacher_model_init_kwargs)
+        train_columns = getattr(kwargs.get("train_dataset"), "column_names", None)
+        check_compatible(teacher_model, model, separate_inputs=has_teacher_inputs(train_columns))
+        if teacher_processing_class is not None and kwargs.get("data_collator") is None:
+            if kwargs.get("processing_class") is None:
+                raise ValueError(
+                    "`teacher_processing_class` is given but not the student's `processing_class`: pass both "
+                    "tokenizers so that each model's inputs are padded with its own."
+                )
+            kwargs["data_collator"] = DistillationDataCollator(kwargs["processing_class"], teacher_processing_class)
+        self.teacher_processing_class = teacher_processing_class
         if args.label_aware_negatives and is_regression(model):
             raise ValueError(
                 "`label_aware_negatives=True` leaves out negatives of the anchor's class, but the student is a "
@@ -148,8 +169,9 @@ class WCoRDTrainer(Trainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if self.args.index_column not in self._signature_columns:
-            self._signature_columns.append(self.args.index_column)
+        for column in (self.args.index_column, *TEACHER_COLUMNS):
+            if column not in self._signature_columns:
+                self._signature_columns.append(column)
 
     def _probe_batch(self) -> dict[str, Any]:
         """A collated, device-placed batch of the first training examples."""
@@ -171,13 +193,13 @@ class WCoRDTrainer(Trainer):
         student = self.model
         was_training = student.training
         student.eval()
-        student_states = get_hidden_states(student(**batch, output_hidden_states=True), "student")
-        teacher_states = get_hidden_states(self.teacher_model(**batch, output_hidden_states=True), "teacher")
+        teacher_batch = teacher_inputs(batch)
+        student_states = get_hidden_states(student(**student_inputs(batch), output_hidden_states=True), "student")
+        teacher_states = get_hidden_states(self.teacher_model(**teacher_batch, output_hidden_states=True), "teacher")
         student.train(was_training)
         self.layer_pairs = resolve_layer_map(self.args.layer_map, len(teacher_states), len(student_states))
-        mask = batch.get("attention_mask")
-        teacher_features = self._teacher_features(teacher_states, mask)
-        student_features = self._student_features(student_states, mask)
+        teacher_features = self._teacher_features(teacher_states, teacher_batch.get("attention_mask"))
+        student_features = self._student_features(student_states, batch.get("attention_mask"))
 
         source = self.args.negatives_source
         if source == "auto":
@@ -228,7 +250,7 @@ class WCoRDTrainer(Trainer):
             "teacher": model_fingerprint(self.accelerator.unwrap_model(self.teacher_model)),
             "teacher_layers": teacher_layers,
             "pooling": pooling,
-            "data": dataset_fingerprint(self.train_dataset, show_progress=show_progress),
+            "data": dataset_fingerprint(self.train_dataset, show_progress=show_progress, index_column=column),
             "num_examples": len(self.train_dataset),
         }
         collator = self._get_collator_with_removed_columns(self.data_collator, "training")
@@ -317,7 +339,7 @@ class WCoRDTrainer(Trainer):
         student.eval()
 
         def features(inputs: dict[str, Any], index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-            student_outputs = student(**inputs, output_hidden_states=True)
+            student_outputs = student(**student_inputs(inputs), output_hidden_states=True)
             teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, True)
             return self._pooled_features(inputs, student_outputs, teacher_outputs)
 
@@ -383,7 +405,7 @@ class WCoRDTrainer(Trainer):
             )
         if self.args.check_finite:
             self._check_finite_inputs(inputs)
-        student_outputs = model(**inputs, output_hidden_states=needs_hidden_states)
+        student_outputs = model(**student_inputs(inputs), output_hidden_states=needs_hidden_states)
         teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, needs_hidden_states)
         terms = self.compute_loss_terms(inputs, student_outputs, teacher_outputs, index)
         weights = self.loss_weights
@@ -450,20 +472,21 @@ class WCoRDTrainer(Trainer):
                     f"The teacher cache is read by example index, but the batch has no {self.args.index_column!r}."
                 )
             return self.teacher_cache.lookup(index, device)
-        teacher_inputs = {name: value for name, value in inputs.items() if name != "labels"}
         with torch.no_grad():
-            return self.teacher_model(**teacher_inputs, output_hidden_states=output_hidden_states)
+            return self.teacher_model(**teacher_inputs(inputs), output_hidden_states=output_hidden_states)
 
     def _pooled_features(
         self, inputs: dict[str, Any], student_outputs: Any, teacher_outputs: Any
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The pooled features of the mapped layers, teacher's (from the cache or the hidden states) and student's."""
-        mask = inputs.get("attention_mask")
+        """The pooled features of the mapped layers, teacher's (from the cache or the hidden states) and student's,
+        each pooled with its own attention mask."""
         if isinstance(teacher_outputs, CachedTeacherOutputs):
             teacher_features = teacher_outputs.features
         else:
-            teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), mask)
-        return teacher_features, self._student_features(get_hidden_states(student_outputs, "student"), mask)
+            teacher_mask = teacher_inputs(inputs).get("attention_mask")
+            teacher_features = self._teacher_features(get_hidden_states(teacher_outputs, "teacher"), teacher_mask)
+        student_states = get_hidden_states(student_outputs, "student")
+        return teacher_features, self._student_features(student_states, inputs.get("attention_mask"))
 
     def prediction_step(
         self,
@@ -472,7 +495,7 @@ class WCoRDTrainer(Trainer):
         prediction_loss_only: bool,
         ignore_keys: list[str] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        inputs = {name: value for name, value in inputs.items() if name != self.args.index_column}
+        inputs = {name: value for name, value in student_inputs(inputs).items() if name != self.args.index_column}
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
 
     # ---- Logging ----
@@ -516,6 +539,8 @@ class WCoRDTrainer(Trainer):
             model_name,
             info=self.model_card_info,
             resolved_settings=resolved,
+            tokenizer=self.processing_class,
+            teacher_tokenizer=self.teacher_processing_class,
         )
         with open(os.path.join(output_dir, CARD_NAME), "w", encoding="utf-8") as handle:
             handle.write(card)

@@ -43,6 +43,27 @@ def sst2_train(data_dir, tokenizer):
     return rows.map(lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=48), batched=True)
 
 
+@pytest.fixture(scope="session")
+def teacher_tokenizer(data_dir):
+    """A byte-pair tokenizer with its own vocabulary (about 600 tokens), trained on the fixture's SST-2 text."""
+    import datasets
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    text = datasets.load_dataset("json", data_files=str(data_dir / "glue" / "sst2" / "train.jsonl"), split="train")
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    special = ["<pad>", "<unk>", "<s>", "</s>"]
+    backend.train_from_iterator(text["sentence"], trainers.BpeTrainer(vocab_size=600, special_tokens=special))
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
+
+
 def tiny_bert(hidden_size: int, num_layers: int, vocab_size: int = 30522, num_labels: int = 2, seed: int = 0):
     """A random-init BertForSequenceClassification small enough for CPU unit tests."""
     from transformers import BertConfig, BertForSequenceClassification
@@ -70,7 +91,7 @@ def glue_dir(data_dir, tmp_path_factory) -> Path:
     splits are the evaluation rows with their labels hidden (-1) and idx numbers from 1000."""
     import datasets
 
-    from hf_wcord.glue import GLUE_TASKS
+    from hf_wcord.tasks.glue import GLUE_TASKS
 
     root = tmp_path_factory.mktemp("glue")
     source = data_dir / "glue"

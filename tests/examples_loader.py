@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+MULTI_CPU_CONFIG = EXAMPLES / "accelerate_configs" / "multi_cpu.yaml"
 
 
 def load_example(name: str):
@@ -23,10 +24,9 @@ def load_example(name: str):
 
 
 def launch_on_two_cpu_processes(name: str, args: list[str]) -> str:
-    """Run `examples/<name>.py` with `accelerate launch` on two CPU processes (gloo); return its output, failing
-    the test with the output's tail when the run fails."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    """Run `examples/<name>.py` with `accelerate launch` and the README's multi-CPU config file (two processes,
+    gloo); return its output, failing the test with the output's tail when the run fails."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(MULTI_CPU_CONFIG)]
     command += [str(EXAMPLES / f"{name}.py"), *args, "--use_cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

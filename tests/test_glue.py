@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_wcord import metrics
-from hf_wcord.glue import GLUE_TASKS, GlueDataArguments, load_glue, tokenize_glue
+from hf_wcord.tasks import metrics
+from hf_wcord.tasks.glue import GLUE_TASKS, GlueDataArguments, load_glue, tokenize_glue
 
 EXPECTED_COLUMNS = {
     "cola": ("sentence",),

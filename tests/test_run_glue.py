@@ -12,7 +12,7 @@ from conftest import tiny_bert
 from examples_loader import launch_on_two_cpu_processes, load_example
 from huggingface_hub import ModelCard
 
-from hf_wcord.glue import GLUE_TASKS, task_head_kwargs
+from hf_wcord.tasks.glue import GLUE_TASKS, task_head_kwargs
 
 MAIN_METRIC = {
     "cola": ["eval_matthews_correlation"],
@@ -186,15 +186,32 @@ def test_push_to_hub_sends_the_student_alone(distill_script, tiny_teachers, glue
     assert "datasets" not in card.data.to_dict() and "base_model" not in card.data.to_dict()
 
 
-def test_student_with_a_different_tokenizer_is_refused(distill_script, tiny_teachers, glue_dir, tmp_path, tokenizer):
-    student_dir = tmp_path / "other_student"
-    tiny_bert(32, 2, seed=3).save_pretrained(student_dir)
-    other = type(tokenizer).from_pretrained(tiny_teachers[2])
-    other.add_tokens(["wcordtoken"])
-    other.save_pretrained(student_dir)
-    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
-    with pytest.raises(ValueError, match="differs from the teacher's"):
-        distill_script.main(args + ["--student_name_or_path", str(student_dir)])
+def test_a_teacher_with_its_own_tokenizer(distill_script, glue_dir, tmp_path, tokenizer, teacher_tokenizer):
+    """A teacher with another vocabulary (byte-pair) into a student with MiniLM's WordPiece, 2 of its 3 layers kept:
+    each reads its own tokenization; the saved student keeps its own tokenizer; the card names both."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    teacher_dir, student_dir = tmp_path / "bpe_teacher", tmp_path / "wordpiece_student"
+    teacher = tiny_bert(64, 4, vocab_size=len(teacher_tokenizer), seed=1)
+    teacher.config.update(task_head_kwargs(GLUE_TASKS["sst2"]))
+    teacher.save_pretrained(teacher_dir)
+    teacher_tokenizer.save_pretrained(teacher_dir)
+    tiny_bert(32, 3, seed=3).save_pretrained(student_dir)
+    tokenizer.save_pretrained(student_dir)
+    output_dir = tmp_path / "out"
+    args = common_args(glue_dir, output_dir, "sst2") + ["--teacher_name_or_path", str(teacher_dir)]
+    args += ["--student_name_or_path", str(student_dir), "--student_layers", "0,2", "--do_predict"]
+    results = distill_script.main(args + ["--report_to", "none", "--teacher_cache", str(tmp_path / "cache")])
+    assert math.isfinite(results["eval_accuracy"]) and math.isfinite(results["summary"]["teacher"]["eval_accuracy"])
+    assert results["summary"]["speedup"] > 0 and len(results["predictions"]) == 1
+    losses = logged_losses(output_dir)
+    assert all(math.isfinite(entry[name]) for entry in losses for name in ("loss_kd", "loss_global", "loss_local"))
+    student = AutoModelForSequenceClassification.from_pretrained(output_dir)
+    assert student.config.num_hidden_layers == 2 and student.config.vocab_size == 30522
+    assert AutoTokenizer.from_pretrained(output_dir).get_vocab() == tokenizer.get_vocab()
+    card = (output_dir / "README.md").read_text()
+    assert "Each model read its own tokenization of the same text" in card
+    assert f"{len(teacher_tokenizer):,} tokens; the student " in card and "30,522 tokens, saved with it" in card
 
 
 def test_teacher_without_a_trained_head_is_refused(distill_script, glue_dir, tmp_path, tokenizer):
@@ -218,6 +235,8 @@ def test_exactly_one_student_source(distill_script, tiny_teachers, glue_dir, tmp
     args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
     with pytest.raises(ValueError, match="exactly one of"):
         distill_script.main(args)
+    with pytest.raises(ValueError, match="exactly one of"):
+        distill_script.main(args + ["--student_config_name", tiny_teachers[2], "--student_layers", "1"])
 
 
 def test_two_processes_keep_identical_banks(tiny_teachers, glue_dir, tmp_path):

@@ -12,7 +12,7 @@ import torch
 from examples_loader import launch_on_two_cpu_processes, load_example
 from PIL import Image
 
-from hf_wcord.vision import ImagePreprocessing
+from hf_wcord.tasks.vision import ImagePreprocessing
 
 TERMS = ("loss_ce", "loss_kd", "loss_global", "loss_local")
 
@@ -130,7 +130,7 @@ def test_two_processes(image_teachers, data_dir, tmp_path):
 def rgb_32_folder(data_dir, tmp_path_factory):
     """CIFAR-sized data: real Fashion-MNIST images of three classes, resized to 32x32 and tinted RGB, as an image
     folder (one sub-folder per class)."""
-    from hf_wcord.data import load_fashion_mnist
+    from hf_wcord.tasks.data import load_fashion_mnist
 
     root = tmp_path_factory.mktemp("rgb32")
     rows = load_fashion_mnist(str(data_dir / "fashion-mnist"), "train")
@@ -165,7 +165,7 @@ def test_presets_fit_32x32_images(rgb_32_folder, tmp_path):
 
 
 def test_patch_grid_follows_the_image_size():
-    from hf_wcord.vision import preset_config
+    from hf_wcord.tasks.vision import preset_config
 
     labels = ["a", "b"]
     for size, patch in (((28, 28), 4), ((32, 32), 4), ((64, 64), 8), ((224, 224), 28)):

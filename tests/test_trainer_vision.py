@@ -7,7 +7,7 @@ import torch
 from transformers import ResNetConfig, ResNetForImageClassification, ViTConfig, ViTForImageClassification
 
 from hf_wcord import WCoRDConfig, WCoRDTrainer
-from hf_wcord.data import load_fashion_mnist
+from hf_wcord.tasks.data import load_fashion_mnist
 
 
 def to_pixels(batch):

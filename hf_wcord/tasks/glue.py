@@ -12,6 +12,7 @@ import numpy as np
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 from transformers.utils import logging
 
+from ..teacher_inputs import tokenize_for_teacher
 from . import metrics
 
 logger = logging.get_logger(__name__)
@@ -280,11 +281,14 @@ def tokenize_glue(
     data_args: GlueDataArguments,
     seed: int = 42,
     index_column: str = "idx",
+    teacher_tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> tuple[datasets.Dataset, dict[str, datasets.Dataset]]:
     """Tokenize the task's text columns and map string labels to ids.
 
     Returns the training set (shuffled with `seed` and cut to `max_train_samples` when set, with `index_column`
-    renumbered 0..N-1 for the memory bank) and a dict of the evaluation splits that exist.
+    renumbered 0..N-1 for the memory bank) and a dict of the evaluation splits that exist. With a
+    `teacher_tokenizer` (a teacher whose vocabulary is not the student's), every split also gets the teacher's
+    tokenization of the same text in `teacher_*` columns.
     """
     padding = "max_length" if data_args.pad_to_max_length else False
     max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
@@ -293,6 +297,9 @@ def tokenize_glue(
     def encode(batch: dict[str, list]) -> dict[str, list]:
         texts = [batch[column] for column in task.text_columns]
         encoded = tokenizer(*texts, padding=padding, max_length=max_length, truncation=True)
+        if teacher_tokenizer is not None:
+            teacher_length = min(data_args.max_seq_length, teacher_tokenizer.model_max_length)
+            encoded.update(tokenize_for_teacher(teacher_tokenizer, texts, teacher_length, padding))
         labels = batch["label"]
         if task.is_regression:
             encoded["label"] = [float(label) for label in labels]

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..teacher_inputs import student_inputs, teacher_inputs
+
 
 def parameter_count(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
@@ -32,5 +34,7 @@ def seconds_per_batch(model: nn.Module, batch: dict[str, Any], repeats: int = 5)
 
 
 def inference_speedup(teacher: nn.Module, student: nn.Module, batch: dict[str, Any], repeats: int = 5) -> float:
-    """How many times faster the student's forward pass is than the teacher's on the same batch."""
-    return seconds_per_batch(teacher, batch, repeats) / seconds_per_batch(student, batch, repeats)
+    """How many times faster the student's forward pass is than the teacher's on the same examples (each model
+    reads its own tokenization when the batch carries the teacher's `teacher_*` inputs)."""
+    teacher_seconds = seconds_per_batch(teacher, teacher_inputs(batch), repeats)
+    return teacher_seconds / seconds_per_batch(student, student_inputs(batch), repeats)
