@@ -59,7 +59,7 @@ SUITES: dict[str, dict[str, Budget]] = {
 def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]:
     """SST-2: the teacher's examples, the students' training subset of them, a held-out slice after them (seen by
     no model) and the validation set."""
-    from hf_wcord.glue import GlueDataArguments, load_glue, tokenize_glue
+    from hf_wcord.tasks.glue import GlueDataArguments, load_glue, tokenize_glue
 
     data_args = GlueDataArguments(task_name="sst2", dataset_dir=os.path.join(data_dir, "glue"), max_seq_length=64)
     raw, task = load_glue(data_args)
@@ -79,8 +79,8 @@ def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]
 
 def fashion_mnist_splits(data_dir: str, budget: Budget) -> dict[str, Any]:
     """Fashion-MNIST, split as SST-2; the first `eval_examples` test images are reported."""
-    from hf_wcord.data import load_fashion_mnist
-    from hf_wcord.vision import ImagePreprocessing
+    from hf_wcord.tasks.data import load_fashion_mnist
+    from hf_wcord.tasks.vision import ImagePreprocessing
 
     transform = ImagePreprocessing((28, 28), 1, (0.5,), (0.5,)).transform(train=False)
     folder = os.path.join(data_dir, "fashion-mnist")
@@ -131,8 +131,8 @@ def text_student(name: str, teacher: Any, seed: int) -> Any:
 def image_student(name: str, seed: int) -> Any:
     import torch
 
-    from hf_wcord.data import FASHION_MNIST_LABELS
-    from hf_wcord.vision import load_image_classifier
+    from hf_wcord.tasks.data import FASHION_MNIST_LABELS
+    from hf_wcord.tasks.vision import load_image_classifier
 
     torch.manual_seed(seed)
     model, _ = load_image_classifier(None, None, name, 1, FASHION_MNIST_LABELS, {})
@@ -146,7 +146,7 @@ def make_student(task: str, name: str, teacher: Any, seed: int) -> Any:
 def collator_for(task: str, tokenizer: Any, index_column: str | None = "idx") -> Any:
     from transformers import DataCollatorWithPadding
 
-    from hf_wcord.vision import collate_images
+    from hf_wcord.tasks.vision import collate_images
 
     if task == "sst2":
         return DataCollatorWithPadding(tokenizer)
@@ -180,8 +180,8 @@ def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str
         TrainingArguments,
     )
 
+    from hf_wcord.tasks.vision import accuracy_metrics
     from hf_wcord.teacher_cache import model_fingerprint
-    from hf_wcord.vision import accuracy_metrics
 
     auto = AutoModelForSequenceClassification if task == "sst2" else AutoModelForImageClassification
     scores_path = os.path.join(folder, "scores.json")

@@ -80,7 +80,7 @@ def train_student(
     """One seeded, deterministic student run; its held-out and reported accuracy, how often it predicts its most
     frequent class on the reported split, and its training time."""
     from hf_wcord import WCoRDConfig, WCoRDTrainer
-    from hf_wcord.vision import accuracy_metrics
+    from hf_wcord.tasks.vision import accuracy_metrics
 
     student = make_student(task, student_name, teacher, seed)
     args = WCoRDConfig(
