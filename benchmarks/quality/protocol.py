@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import numpy as np
-from cells import Budget, collator_for, common_arguments, make_student
+from cells import TEXT_TASKS, Budget, common_arguments, make_student
 
 SELECTION_SEED = 100
 REPORTED_SEEDS = (0, 1, 2)
@@ -35,6 +35,9 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 TEXT_ONLY = ("wcord+kd, cls/uniform",)
 QUICK_METHODS = ("ce", "kd", "wcord+kd", "wcord+kd tuned")
+# The teacher comparison (MiniLM-L6 vs MPNet teacher, the same pretrained MiniLM student) runs the main three.
+TEACHER_COMPARISON_STUDENTS = ("minilm3",)
+TEACHER_COMPARISON_METHODS = ("ce", "kd", "wcord+kd")
 
 KD_CANDIDATES = ({"alpha_kd": 1.0, "kd_temperature": 4.0}, {"alpha_kd": 0.25, "kd_temperature": 2.0})
 CRD_CANDIDATES = ({"lambda_global": 0.8}, {"lambda_global": 0.2})
@@ -47,9 +50,11 @@ TUNED: dict[str, tuple[tuple[dict[str, float], ...], bool]] = {
 }
 
 
-def methods_for(task: str, quick: bool, chosen: list[str] | None) -> list[str]:
+def methods_for(task: str, student: str, quick: bool, chosen: list[str] | None) -> list[str]:
     names = chosen or (QUICK_METHODS if quick else METHODS)
-    return [m for m in METHODS if m in names and not (task != "sst2" and m in TEXT_ONLY)]
+    if student in TEACHER_COMPARISON_STUDENTS:
+        names = [name for name in names if name in TEACHER_COMPARISON_METHODS]
+    return [m for m in METHODS if m in names and not (task not in TEXT_TASKS and m in TEXT_ONLY)]
 
 
 def cache_folder(root: str, task: str, student: str, settings: dict[str, Any]) -> str:
@@ -75,7 +80,7 @@ def train_student(
     learning_rate: float,
     seed: int,
     cache_root: str,
-    tokenizer: Any,
+    collator: Any,
 ) -> dict[str, Any]:
     """One seeded, deterministic student run; its held-out and reported accuracy, how often it predicts its most
     frequent class on the reported split, and its training time."""
@@ -91,7 +96,7 @@ def train_student(
         data_seed=seed,
         **common_arguments(task, seed, "student_"),
         teacher_cache=cache_folder(cache_root, task, student_name, settings),
-        remove_unused_columns=task == "sst2",
+        remove_unused_columns=task in TEXT_TASKS,
         **settings,
     )
     trainer = WCoRDTrainer(
@@ -99,7 +104,7 @@ def train_student(
         teacher_model=teacher,
         args=args,
         train_dataset=splits["train"],
-        data_collator=collator_for(task, tokenizer),
+        data_collator=collator,
         compute_metrics=accuracy_metrics,
     )
     start = time.perf_counter()

