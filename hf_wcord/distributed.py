@@ -46,16 +46,16 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def average_across_processes(distiller: nn.Module, accelerator: Any) -> None:
-    """Average the heads' gradients and the standardisers' running statistics over processes (the heads are not
-    wrapped in DDP), so that every process keeps identical heads."""
-    for parameter in distiller.parameters():
-        if parameter.grad is not None:
-            parameter.grad.copy_(accelerator.reduce(parameter.grad, reduction="mean"))
-    for module in distiller.modules():
-        if isinstance(module, nn.BatchNorm1d) and module.running_mean is not None:
-            module.running_mean.copy_(accelerator.reduce(module.running_mean, reduction="mean"))
-            module.running_var.copy_(accelerator.reduce(module.running_var, reduction="mean"))
+def average_gradients(distiller: nn.Module, accelerator: Any) -> None:
+    """Average the heads' gradients over processes in one flat all-reduce, so that every process keeps identical
+    heads. Called once per optimizer step (with gradient accumulation, after the last micro-batch); the
+    standardisers need no averaging, since their batch statistics are already those of the global batch."""
+    grads = [parameter.grad for parameter in distiller.parameters() if parameter.grad is not None]
+    if not grads:
+        return
+    flat = accelerator.reduce(torch.cat([grad.flatten() for grad in grads]), reduction="mean")
+    for grad, averaged in zip(grads, flat.split([grad.numel() for grad in grads]), strict=True):
+        grad.copy_(averaged.view_as(grad))
 
 
 def state_digest(module: nn.Module) -> torch.Tensor:

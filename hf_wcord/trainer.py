@@ -21,7 +21,7 @@ from .checkpoints import (
 )
 from .config import WCoRDConfig
 from .distiller import WCoRDDistiller
-from .distributed import average_across_processes, check_ranks_agree, gather_with_grad, state_digest
+from .distributed import average_gradients, check_ranks_agree, gather_with_grad, state_digest
 from .features import get_hidden_states, pooled_features
 from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
@@ -383,8 +383,8 @@ class WCoRDTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if self.distiller is not None and self.accelerator.num_processes > 1:
-            average_across_processes(self.distiller, self.accelerator)
+        if self.distiller is not None and self.accelerator.num_processes > 1 and self.accelerator.sync_gradients:
+            average_gradients(self.distiller, self.accelerator)
         return loss
 
     def compute_loss(

@@ -64,8 +64,15 @@ def teacher_tokenizer(data_dir):
     )
 
 
-def tiny_bert(hidden_size: int, num_layers: int, vocab_size: int = 30522, num_labels: int = 2, seed: int = 0):
-    """A random-init BertForSequenceClassification small enough for CPU unit tests."""
+def tiny_bert(
+    hidden_size: int,
+    num_layers: int,
+    vocab_size: int = 30522,
+    num_labels: int = 2,
+    seed: int = 0,
+    dropout: float = 0.1,
+):
+    """A random-init BertForSequenceClassification small enough for CPU unit tests (BERT's dropout by default)."""
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
@@ -77,6 +84,9 @@ def tiny_bert(hidden_size: int, num_layers: int, vocab_size: int = 30522, num_la
         intermediate_size=2 * hidden_size,
         max_position_embeddings=128,
         num_labels=num_labels,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        classifier_dropout=dropout,
     )
     return BertForSequenceClassification(config)
 

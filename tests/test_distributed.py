@@ -75,3 +75,38 @@ def test_agreement_check_passes_for_identical_state_and_names_the_differing_rank
     memory[[0, 1]] = memory[[1, 0]]
     with pytest.raises(RuntimeError):
         check_ranks_agree(torch.stack([state_digest(first), state_digest(swapped)]))
+
+
+def _standardize_worker(rank: int, port: int, results) -> None:
+    from hf_wcord.heads import FeatureStandardizer
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
+    torch.manual_seed(0)
+    features, weights = torch.randn(8, 16) * 3 + 1, torch.randn(8, 16)
+    rows = slice(4 * rank, 4 * rank + 4)
+    local = features[rows].clone().requires_grad_(True)
+    standardizer = FeatureStandardizer(16).train()
+    standardized = standardizer(local)
+    (standardized * weights[rows]).sum().backward()
+    results[rank] = (standardized.detach(), local.grad.clone(), standardizer.running_var.clone())
+    dist.destroy_process_group()
+
+
+def test_standardisers_use_the_global_batch_statistics_with_their_gradient():
+    from hf_wcord.heads import FeatureStandardizer
+
+    results = mp.Manager().dict()
+    mp.spawn(_standardize_worker, args=(_free_port(), results), nprocs=WORLD_SIZE, join=True)
+    torch.manual_seed(0)
+    features, weights = torch.randn(8, 16) * 3 + 1, torch.randn(8, 16)
+    features.requires_grad_(True)
+    standardizer = FeatureStandardizer(16).train()
+    standardized = standardizer(features)
+    (standardized * weights).sum().backward()
+    for rank in range(WORLD_SIZE):
+        rank_output, rank_grad, rank_running_var = results[rank]
+        rows = slice(4 * rank, 4 * rank + 4)
+        torch.testing.assert_close(rank_output, standardized.detach()[rows], rtol=1e-4, atol=1e-5)
+        # The sum of the processes' losses is the single-process loss, and so are its gradients.
+        torch.testing.assert_close(rank_grad, features.grad[rows], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(rank_running_var, standardizer.running_var, rtol=1e-4, atol=1e-6)
