@@ -76,10 +76,12 @@ class WCoRDDistiller(nn.Module):
         sphere = config.lipschitz == "none"
         cold_start = not config.warm_negatives
 
+        dtype = getattr(torch, config.bank_dtype)
+
         def store() -> nn.Module:
             if num_slots is not None:
-                return MemoryBank(num_slots, config.feat_dim, config.bank_momentum, sphere, cold_start)
-            return FeatureQueue(self.num_negatives, config.feat_dim, sphere, cold_start)
+                return MemoryBank(num_slots, config.feat_dim, config.bank_momentum, sphere, cold_start, dtype)
+            return FeatureQueue(self.num_negatives, config.feat_dim, sphere, cold_start, dtype)
 
         self.teacher_stores = nn.ModuleList(store() for _ in range(num_pairs))
         self.student_stores = nn.ModuleList(store() for _ in range(num_pairs))
@@ -93,6 +95,12 @@ class WCoRDDistiller(nn.Module):
         )
         self.gather: GatherFn | None = None
         self.gather_local_batch: GatherFn | None = None
+
+    @property
+    def store_bytes(self) -> int:
+        """Memory held by the negative stores (every pair, teacher and student side)."""
+        stores = [*self.teacher_stores, *self.student_stores]
+        return sum(buffer.numel() * buffer.element_size() for store in stores for buffer in store.buffers())
 
     @property
     def uses_bank(self) -> bool:

@@ -1,5 +1,5 @@
-"""Sizing and warming the negative stores: the memory bank's slot count from the index column, and the no-gradient
-pass that writes every slot before the first step."""
+"""Sizing and warming the negative stores: the memory bank's slot count from the index column, the stores' memory
+report, and the no-gradient pass that writes every slot before the first step."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers.utils import logging
 
 from .distiller import WCoRDDistiller
+
+logger = logging.get_logger(__name__)
 
 FeaturesFn = Callable[[dict[str, Any], torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]]
 
@@ -68,3 +71,21 @@ def warm_negative_stores(
         teacher_features, student_features = features(inputs, index)
         distiller.fill(teacher_features, student_features, index, labels)
     distiller.train(was_training)
+
+
+STORE_WARNING_BYTES = 1 << 30
+
+
+def report_store_size(distiller: WCoRDDistiller) -> None:
+    """Log the negative stores' size, with a warning and the ways to shrink them above 1 GiB per process (each
+    process holds a copy, and every checkpoint another)."""
+    size = distiller.store_bytes
+    kind = "memory banks" if distiller.uses_bank else "queues"
+    message = f"The WCoRD {kind} hold {size / 2**20:,.1f} MiB per process."
+    if size <= STORE_WARNING_BYTES:
+        logger.info(message)
+        return
+    logger.warning(
+        f"{message} To shrink them: `bank_dtype='float16'` (half), fewer layer pairs (`layer_map='last'`), a smaller "
+        "`feat_dim`, or `negatives_source='queue'` with `num_negatives` entries instead of one slot per example."
+    )

@@ -26,7 +26,7 @@ from .features import get_hidden_states, pooled_features
 from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
-from .negatives import bank_size, representation_ramp, warm_negative_stores
+from .negatives import bank_size, report_store_size, representation_ramp, warm_negative_stores
 from .teacher import check_compatible, is_regression, load_teacher, prepare_teacher
 from .teacher_cache import (
     CachedTeacherOutputs,
@@ -237,6 +237,7 @@ class WCoRDTrainer(Trainer):
             if self.args.local_over_global_batch:
                 distiller.gather_local_batch = gather_with_grad
         logger.info(f"WCoRD layer pairs (teacher, student) into hidden_states: {self.layer_pairs}")
+        report_store_size(distiller)
         return distiller
 
     def _open_teacher_cache(self, directory: str) -> TeacherCache:

@@ -167,3 +167,40 @@ def test_label_aware_negatives_are_refused_for_regression(tmp_path, sst2_train):
 def test_text_features_default_to_the_mean_pooled_last_layer(tmp_path, tokenizer, sst2_train):
     trainer = make_trainer(tmp_path, tokenizer, sst2_train, max_steps=1)
     assert trainer.layer_pairs == [(4, 2)] and trainer._pooling() == "mean"
+
+
+@pytest.mark.parametrize("negatives_source", ["bank", "queue"])
+def test_half_precision_stores_take_half_the_memory_and_train(tmp_path, tokenizer, sst2_train, negatives_source):
+    full = make_trainer(tmp_path, tokenizer, sst2_train, max_steps=10, negatives_source=negatives_source)
+    half = make_trainer(
+        tmp_path, tokenizer, sst2_train, max_steps=10, negatives_source=negatives_source, bank_dtype="float16"
+    )
+    stores = [*half.distiller.teacher_stores, *half.distiller.student_stores]
+    assert all(buffer.dtype == torch.float16 for store in stores for buffer in store.buffers() if buffer.ndim == 2)
+    float_bytes = sum(b.numel() * b.element_size() for s in stores for b in s.buffers() if b.is_floating_point())
+    assert half.distiller.store_bytes < full.distiller.store_bytes
+    assert float_bytes * 2 == sum(
+        b.numel() * b.element_size()
+        for s in (*full.distiller.teacher_stores, *full.distiller.student_stores)
+        for b in s.buffers()
+        if b.is_floating_point()
+    )
+    full.train()
+    half.train()
+    for first, second in zip(training_logs(full), training_logs(half), strict=True):
+        assert second["loss_global"] == pytest.approx(first["loss_global"], rel=0.02)
+
+
+def test_large_stores_are_reported_with_the_ways_to_shrink_them(tmp_path, tokenizer, sst2_train, caplog, monkeypatch):
+    import logging
+
+    import hf_wcord.negatives
+
+    caplog.set_level(logging.INFO, logger="hf_wcord")
+    make_trainer(tmp_path, tokenizer, sst2_train, max_steps=1)
+    assert "The WCoRD memory banks hold 0.5 MiB per process." in caplog.text
+    monkeypatch.setattr(hf_wcord.negatives, "STORE_WARNING_BYTES", 1000)
+    caplog.clear()
+    make_trainer(tmp_path, tokenizer, sst2_train, max_steps=1)
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert any("bank_dtype='float16'" in record.getMessage() for record in warnings)

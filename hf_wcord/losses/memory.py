@@ -51,17 +51,23 @@ class MemoryBank(nn.Module):
     (renorm: onto the unit sphere for unit embeddings, `sphere=True`; onto the unit ball otherwise). Negatives are K
     slots drawn uniformly with replacement, shared by the whole batch (one matmul against them), with a mask that
     flags the draws that hit an anchor's own slot, a slot never written, or (label-aware) a slot of the anchor's
-    class.
+    class. The slots are stored in `dtype` (float16 halves the bank's memory); updates and reads are in fp32.
     """
 
     def __init__(
-        self, num_slots: int, dim: int, momentum: float = 0.5, sphere: bool = True, cold_start: bool = False
+        self,
+        num_slots: int,
+        dim: int,
+        momentum: float = 0.5,
+        sphere: bool = True,
+        cold_start: bool = False,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         self.momentum = momentum
         self.sphere = sphere
         initial = _random_unit_rows(num_slots, dim) if cold_start else torch.zeros(num_slots, dim)
-        self.register_buffer("memory", initial)
+        self.register_buffer("memory", initial.to(dtype))
         self.register_buffer("written", torch.full((num_slots,), cold_start))
         self.register_buffer("labels", torch.full((num_slots,), -1, dtype=torch.long))
 
@@ -80,8 +86,8 @@ class MemoryBank(nn.Module):
         return slots, negatives_mask(self.written[slots], slots, slot_labels, index, labels)
 
     def negatives(self, slots: torch.Tensor) -> torch.Tensor:
-        """The stored embeddings `(K, d)` at the drawn `slots`."""
-        return self.memory.index_select(0, slots)
+        """The stored embeddings `(K, d)` at the drawn `slots`, in fp32."""
+        return self.memory.index_select(0, slots).float()
 
     @property
     def fraction_written(self) -> float:
@@ -98,8 +104,8 @@ class MemoryBank(nn.Module):
             )
         embeddings = embeddings.detach().float()
         momentum = torch.where(self.written[index], self.momentum, 0.0)[:, None]
-        mixed = momentum * self.memory[index] + (1.0 - momentum) * embeddings
-        self.memory.index_copy_(0, index, _renormalize(mixed, self.sphere))
+        mixed = momentum * self.memory[index].float() + (1.0 - momentum) * embeddings
+        self.memory.index_copy_(0, index, _renormalize(mixed, self.sphere).to(self.memory.dtype))
         self.written[index] = True
         if labels is not None:
             self.labels[index] = labels.to(self.labels.device).long()
@@ -114,10 +120,13 @@ class FeatureQueue(nn.Module):
     the training set: the trainer caps it at N - 1) and, label-aware, entries of the anchor's class.
     """
 
-    def __init__(self, size: int, dim: int, sphere: bool = True, cold_start: bool = False) -> None:
+    def __init__(
+        self, size: int, dim: int, sphere: bool = True, cold_start: bool = False, dtype: torch.dtype = torch.float32
+    ) -> None:
         super().__init__()
         self.sphere = sphere
-        self.register_buffer("queue", _random_unit_rows(size, dim) if cold_start else torch.zeros(size, dim))
+        initial = _random_unit_rows(size, dim) if cold_start else torch.zeros(size, dim)
+        self.register_buffer("queue", initial.to(dtype))
         self.register_buffer("written", torch.full((size,), cold_start))
         self.register_buffer("index", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
@@ -131,8 +140,8 @@ class FeatureQueue(nn.Module):
         return None, negatives_mask(self.written, self.index, entry_labels, index, labels)
 
     def negatives(self, slots: None = None) -> torch.Tensor:
-        """A copy of the whole queue `(K, d)` (the queue itself changes in place before the backward pass)."""
-        return self.queue.clone()
+        """A copy of the whole queue `(K, d)` in fp32 (the queue itself changes in place before the backward pass)."""
+        return self.queue.to(torch.float32, copy=True)
 
     @torch.no_grad()
     def update(self, index: torch.Tensor | None, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> None:
@@ -140,7 +149,7 @@ class FeatureQueue(nn.Module):
         size = self.queue.shape[0]
         embeddings = embeddings.detach().float()[-size:]
         positions = (self.pointer + torch.arange(embeddings.shape[0], device=self.queue.device)) % size
-        self.queue[positions] = embeddings
+        self.queue[positions] = embeddings.to(self.queue.dtype)
         self.written[positions] = True
         self.index[positions] = -1 if index is None else index[-size:].to(self.index.device).long()
         self.labels[positions] = -1 if labels is None else labels[-size:].to(self.labels.device).long()
