@@ -27,6 +27,31 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad[ctx.start : ctx.start + ctx.rows]
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the backward pass sums the gradients over processes too (each process' loss depends on
+    every process' input through the sum)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over processes, differentiable (as `SyncBatchNorm`'s statistics); `tensor` itself in one
+    process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    return _AllReduceSum.apply(tensor)
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate `tensor` (n, d) from every process along dim 0, keeping the autograd graph to the local part.
 

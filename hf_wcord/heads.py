@@ -18,9 +18,10 @@ import math
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as distributed_functional
 from torch import nn
 from torch.nn.utils.parametrize import register_parametrization
+
+from .distributed import all_reduce_with_grad
 
 RELATIVE_EPS = 1e-2
 
@@ -58,7 +59,7 @@ def batch_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return features.mean(dim=0), features.var(dim=0, unbiased=False), features.shape[0]
     local = torch.cat([features.sum(dim=0), (features * features).sum(dim=0), features.new_full((1,), len(features))])
-    total = distributed_functional.all_reduce(local)
+    total = all_reduce_with_grad(local)
     dim = features.shape[1]
     rows = total[-1]
     mean = total[:dim] / rows
