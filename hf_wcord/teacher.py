@@ -54,11 +54,57 @@ def prepare_deepspeed(model: nn.Module, accelerator: Accelerator) -> nn.Module:
     return engine
 
 
-def prepare_teacher(teacher: nn.Module, accelerator: Accelerator, is_deepspeed_enabled: bool) -> nn.Module:
-    """Freeze the teacher and place it for inference the way the student's run is set up."""
+def prepare_fsdp(model: nn.Module, accelerator: Accelerator) -> nn.Module:
+    """Shard a frozen model over the processes with the run's FSDP settings, as TRL does for its teacher and
+    reference models (Accelerate's `prepare_model` leaves a model in evaluation mode whole on every process).
+
+    FSDP 2: `fully_shard` on each layer the plugin's wrap policy picks (the transformer blocks), then on the whole
+    model, so that the forward pass gathers one block at a time. FSDP 1: a `FullyShardedDataParallel` wrapper.
+    """
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel, MixedPrecisionPolicy, fully_shard
+
+    if isinstance(model, (FSDPModule, FullyShardedDataParallel)):
+        return model.eval()
+    plugin = accelerator.state.fsdp_plugin
+    if plugin.fsdp_version == 1:
+        plugin.set_auto_wrap_policy(model)
+        wrapped = FullyShardedDataParallel(
+            model,
+            sharding_strategy=plugin.sharding_strategy,
+            cpu_offload=plugin.cpu_offload,
+            auto_wrap_policy=plugin.auto_wrap_policy,
+            mixed_precision=plugin.mixed_precision_policy,
+            use_orig_params=plugin.use_orig_params,
+            device_id=accelerator.device,
+        )
+        return wrapped.eval()
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+
+    options: dict[str, Any] = {
+        "reshard_after_forward": plugin.reshard_after_forward,
+        "mp_policy": plugin.mixed_precision_policy or MixedPrecisionPolicy(),
+    }
+    if plugin.cpu_offload is not None:
+        options["offload_policy"] = plugin.cpu_offload
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, model)
+    if policy is not None:
+        for module in reversed(list(model.modules())[1:]):
+            if policy(module):
+                fully_shard(module, **options)
+    fully_shard(model, **options)
+    return model.eval()
+
+
+def prepare_teacher(
+    teacher: nn.Module, accelerator: Accelerator, is_deepspeed_enabled: bool, is_fsdp_enabled: bool = False
+) -> nn.Module:
+    """Freeze the teacher and place it for inference the way the student's run is set up: a DeepSpeed inference
+    engine under DeepSpeed, sharded under FSDP, else on each process' device."""
     freeze_teacher(teacher)
     if is_deepspeed_enabled:
         return prepare_deepspeed(teacher, accelerator)
+    if is_fsdp_enabled:
+        return prepare_fsdp(teacher.to(accelerator.device), accelerator)
     return accelerator.prepare_model(teacher, evaluation_mode=True)
 
 

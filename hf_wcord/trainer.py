@@ -136,7 +136,9 @@ class WCoRDTrainer(Trainer):
         super().__init__(model=model, args=args, **kwargs)
         self.loss_is_scaled_for_ga = False
         self.model_accepts_loss_kwargs = False
-        self.teacher_model = prepare_teacher(teacher_model, self.accelerator, self.is_deepspeed_enabled)
+        self.teacher_model = prepare_teacher(
+            teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled
+        )
         self.is_regression = is_regression(model)
         self.layer_pairs: list[tuple[int, int]] = []
         self.distiller: WCoRDDistiller | None = None

@@ -9,6 +9,8 @@ EXPECTED = {
     "single_gpu.yaml": (DistributedType.NO, 1, "bf16"),
     "multi_gpu.yaml": (DistributedType.MULTI_GPU, 2, "bf16"),
     "multi_cpu.yaml": (DistributedType.MULTI_GPU, 2, "no"),
+    "fsdp.yaml": (DistributedType.FSDP, 2, "bf16"),
+    "deepspeed_zero3.yaml": (DistributedType.DEEPSPEED, 2, "bf16"),
 }
 
 
@@ -16,6 +18,10 @@ EXPECTED = {
 def test_config_file_loads(name):
     config = load_config_from_file(str(EXAMPLES / "accelerate_configs" / name))
     assert (config.distributed_type, config.num_processes, config.mixed_precision) == EXPECTED[name]
+    if name == "fsdp.yaml":
+        assert config.fsdp_config["fsdp_version"] == 2
+    if name == "deepspeed_zero3.yaml":
+        assert config.deepspeed_config["zero_stage"] == 3
 
 
 def test_every_shipped_config_is_checked():

@@ -110,3 +110,49 @@ def test_standardisers_use_the_global_batch_statistics_with_their_gradient():
         # The sum of the processes' losses is the single-process loss, and so are its gradients.
         torch.testing.assert_close(rank_grad, features.grad[rows], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(rank_running_var, standardizer.running_var, rtol=1e-4, atol=1e-6)
+
+
+def _fsdp_teacher_worker(rank: int, port: int, results) -> None:
+    from types import SimpleNamespace
+
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from conftest import tiny_bert
+    from torch.distributed.tensor import DTensor
+
+    from hf_wcord.teacher import prepare_teacher
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
+    plugin = FullyShardedDataParallelPlugin(
+        fsdp_version=2, auto_wrap_policy="transformer_based_wrap", reshard_after_forward=True
+    )
+    accelerator = SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin), device=torch.device("cpu"))
+    teacher = prepare_teacher(tiny_bert(64, 4, seed=2), accelerator, False, is_fsdp_enabled=True)
+    parameters = list(teacher.parameters())
+    local = sum(p.to_local().numel() for p in parameters)
+    with torch.no_grad():
+        ids = torch.tensor([[101, 2023, 3185, 2001, 2307, 102]])
+        outputs = teacher(input_ids=ids, output_hidden_states=True)
+    results[rank] = {
+        "sharded": all(isinstance(p, DTensor) for p in parameters),
+        "local_fraction": local / sum(p.numel() for p in parameters),
+        "frozen": not any(p.requires_grad for p in parameters) and not teacher.training,
+        "logits": outputs.logits.clone(),
+        "last_state": outputs.hidden_states[-1].clone(),
+    }
+    dist.destroy_process_group()
+
+
+def test_fsdp_shards_the_frozen_teacher_and_keeps_its_outputs():
+    from conftest import tiny_bert
+
+    results = mp.Manager().dict()
+    mp.spawn(_fsdp_teacher_worker, args=(_free_port(), results), nprocs=WORLD_SIZE, join=True)
+    teacher = tiny_bert(64, 4, seed=2).eval()
+    with torch.no_grad():
+        reference = teacher(input_ids=torch.tensor([[101, 2023, 3185, 2001, 2307, 102]]), output_hidden_states=True)
+    for rank in range(WORLD_SIZE):
+        result = results[rank]
+        assert result["sharded"] and result["frozen"]
+        assert result["local_fraction"] == pytest.approx(1 / WORLD_SIZE, abs=0.02), "each process holds half"
+        torch.testing.assert_close(result["logits"], reference.logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(result["last_state"], reference.hidden_states[-1], rtol=1e-4, atol=1e-5)
