@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections.abc import Sequence
 
+from torch import nn
 from transformers import PreTrainedModel
 
 _LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layer|layers))\.(?P<index>\d+)\.(?P<rest>.+)$")
@@ -19,6 +21,16 @@ def uniform_layer_choice(num_teacher_layers: int, num_student_layers: int) -> li
             f"not {num_student_layers}."
         )
     return [round((k + 1) * num_teacher_layers / num_student_layers) - 1 for k in range(num_student_layers)]
+
+
+def gathered_parameters(model: nn.Module) -> contextlib.AbstractContextManager:
+    """A context in which the parameters of a model partitioned by DeepSpeed ZeRO-3 (loaded under `zero.Init`) are
+    whole on every process, so that they can be read; a no-op for any other model."""
+    if any(hasattr(parameter, "ds_id") for parameter in model.parameters()):
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
+    return contextlib.nullcontext()
 
 
 def init_student_from_teacher(teacher: PreTrainedModel, layers: Sequence[int] | int) -> PreTrainedModel:
@@ -48,7 +60,8 @@ def init_student_from_teacher(teacher: PreTrainedModel, layers: Sequence[int] | 
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
     student = type(teacher)(config)
-    teacher_state = teacher.state_dict()
+    with gathered_parameters(teacher):
+        teacher_state = {key: value.detach().clone() for key, value in teacher.state_dict().items()}
     student_state = {}
     for key in student.state_dict():
         match = _LAYER_KEY.match(key)
@@ -61,6 +74,6 @@ def init_student_from_teacher(teacher: PreTrainedModel, layers: Sequence[int] | 
                 f"Cannot initialise student weight {key!r} from the teacher: {type(teacher).__name__} is not a "
                 "BERT-class encoder with a `layer.N.` module list."
             )
-        student_state[key] = teacher_state[source].detach().clone()
+        student_state[key] = teacher_state[source]
     student.load_state_dict(student_state)
     return student.to(teacher.device)

@@ -27,6 +27,7 @@ from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
 from .negatives import bank_size, report_store_size, representation_ramp, warm_negative_stores
+from .student import gathered_parameters
 from .teacher import check_compatible, is_regression, load_teacher, prepare_teacher
 from .teacher_cache import (
     CachedTeacherOutputs,
@@ -196,7 +197,9 @@ class WCoRDTrainer(Trainer):
         was_training = student.training
         student.eval()
         teacher_batch = teacher_inputs(batch)
-        student_states = get_hidden_states(student(**student_inputs(batch), output_hidden_states=True), "student")
+        with gathered_parameters(student):  # whole under ZeRO-3, where the student is not yet prepared
+            student_outputs = student(**student_inputs(batch), output_hidden_states=True)
+        student_states = get_hidden_states(student_outputs, "student")
         teacher_states = get_hidden_states(self.teacher_model(**teacher_batch, output_hidden_states=True), "teacher")
         student.train(was_training)
         self.layer_pairs = resolve_layer_map(self.args.layer_map, len(teacher_states), len(student_states))
@@ -346,13 +349,14 @@ class WCoRDTrainer(Trainer):
             teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, True)
             return self._pooled_features(inputs, student_outputs, teacher_outputs)
 
-        warm_negative_stores(
-            self.distiller,
-            batches,
-            features,
-            self.args.index_column,
-            disable_progress=self.args.disable_tqdm or not self.is_local_process_zero(),
-        )
+        with gathered_parameters(student):  # whole under ZeRO-3 (the student is prepared later, in the loop)
+            warm_negative_stores(
+                self.distiller,
+                batches,
+                features,
+                self.args.index_column,
+                disable_progress=self.args.disable_tqdm or not self.is_local_process_zero(),
+            )
         student.train(was_training)
 
     # ---- Optimisation ----

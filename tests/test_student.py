@@ -52,3 +52,36 @@ def test_student_from_real_minilm_saves_and_loads_with_auto_classes(minilm_path,
     assert sum(p.numel() for p in reloaded.parameters()) < sum(p.numel() for p in teacher.parameters())
     key = "bert.encoder.layer.2.output.dense.weight"
     assert torch.equal(reloaded.state_dict()[key], teacher.state_dict()["bert.encoder.layer.5.output.dense.weight"])
+
+
+def test_a_zero3_partitioned_teacher_is_gathered_before_its_layers_are_copied(monkeypatch):
+    """Under ZeRO-3 each process holds an empty placeholder per parameter until `GatheredParameters` makes them
+    whole: the copy must happen inside it (simulated here by a stand-in for DeepSpeed's context)."""
+    import contextlib
+    import sys
+    from types import SimpleNamespace
+
+    teacher = tiny_bert(32, 4, seed=0)
+    full = {name: value.clone() for name, value in teacher.state_dict().items()}
+    whole = {id(parameter): parameter.data for parameter in teacher.parameters()}
+    for parameter in teacher.parameters():
+        parameter.ds_id = 0
+        parameter.data = torch.empty(0)
+    gathered = []
+
+    @contextlib.contextmanager
+    def gathered_parameters(parameters, modifier_rank=None):
+        gathered.append(len(parameters))
+        for parameter in parameters:
+            parameter.data = whole[id(parameter)]
+        yield
+        for parameter in parameters:
+            parameter.data = torch.empty(0)
+
+    stand_in = SimpleNamespace(zero=SimpleNamespace(GatheredParameters=gathered_parameters))
+    monkeypatch.setitem(sys.modules, "deepspeed", stand_in)
+    student = init_student_from_teacher(teacher, [0, 3])
+    assert gathered == [len(list(teacher.parameters()))]
+    copied = student.state_dict()["bert.encoder.layer.1.attention.self.query.weight"]
+    assert torch.equal(copied, full["bert.encoder.layer.3.attention.self.query.weight"])
+    assert torch.equal(student.state_dict()["classifier.weight"], full["classifier.weight"])
