@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from conftest import tiny_bert
-from test_trainer_text import TERMS, training_logs
+from test_trainer_text import TERMS, trainer_settings, training_logs
 
 from hf_wcord import DistillationDataCollator, WCoRDConfig, WCoRDTrainer, tokenize_for_teacher
 from hf_wcord.teacher_cache import dataset_fingerprint
@@ -23,26 +23,13 @@ def two_tokenizations(sst2_train, teacher_tokenizer):
 
 
 def make_cross_trainer(tmp_path, tokenizer, teacher_tokenizer, dataset, **overrides):
-    settings = {
-        "output_dir": str(tmp_path / "run"),
-        "per_device_train_batch_size": 16,
-        "learning_rate": 1e-3,
-        "max_steps": 30,
-        "logging_steps": 5,
-        "num_negatives": 128,
-        "report_to": "none",
-        "save_strategy": "no",
-        "seed": 0,
-        "disable_tqdm": True,
-        **overrides,
-    }
     teacher = tiny_bert(64, 4, vocab_size=len(teacher_tokenizer), seed=2)
     with torch.no_grad():
         teacher.classifier.weight.mul_(30)  # confident, input-dependent teacher logits: a KD target worth matching
     return WCoRDTrainer(
         model=tiny_bert(32, 2, seed=1),
         teacher_model=teacher,
-        args=WCoRDConfig(**settings),
+        args=WCoRDConfig(**trainer_settings(tmp_path, **overrides)),
         train_dataset=dataset,
         processing_class=tokenizer,
         teacher_processing_class=teacher_tokenizer,

@@ -16,8 +16,9 @@ from hf_wcord.trainer import DISTILLER_STATE_NAME
 TERMS = ("loss_ce", "loss_kd", "loss_global", "loss_local")
 
 
-def make_trainer(tmp_path, tokenizer, train_dataset, trainer_class=WCoRDTrainer, **overrides):
-    settings = {
+def trainer_settings(tmp_path, **overrides):
+    """The `WCoRDConfig` arguments of the tests' short runs."""
+    return {
         "output_dir": str(tmp_path / "run"),
         "per_device_train_batch_size": 16,
         "learning_rate": 1e-3,
@@ -29,12 +30,15 @@ def make_trainer(tmp_path, tokenizer, train_dataset, trainer_class=WCoRDTrainer,
         "seed": 0,
         "data_seed": 0,
         "disable_tqdm": True,
+        **overrides,
     }
-    settings.update(overrides)
+
+
+def make_trainer(tmp_path, tokenizer, train_dataset, trainer_class=WCoRDTrainer, **overrides):
     return trainer_class(
         model=tiny_bert(32, 2, seed=1),
         teacher_model=tiny_bert(64, 4, seed=2),
-        args=WCoRDConfig(**settings),
+        args=WCoRDConfig(**trainer_settings(tmp_path, **overrides)),
         train_dataset=train_dataset,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),

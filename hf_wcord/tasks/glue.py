@@ -274,6 +274,11 @@ def load_glue(
     return raw, task
 
 
+def first_rows(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    """The first `limit` rows (all of them when `limit` is None or larger)."""
+    return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
+
+
 def tokenize_glue(
     raw: datasets.DatasetDict,
     task: GlueTask,
@@ -321,9 +326,7 @@ def tokenize_glue(
             desc=f"Tokenizing {description}",
         )
 
-    train = raw["train"].shuffle(seed=seed)
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    train = first_rows(raw["train"].shuffle(seed=seed), data_args.max_train_samples)
     if len(train) == 0:
         raise ValueError("The training split is empty: check the data files or --max_train_samples.")
     train = prepare(train, "train").add_column(index_column, list(range(len(train))))
@@ -331,10 +334,7 @@ def tokenize_glue(
     for split in task.eval_splits:
         if split not in raw:
             continue
-        dataset = raw[split]
-        if data_args.max_eval_samples is not None:
-            dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
-        evaluation[split] = prepare(dataset, split)
+        evaluation[split] = prepare(first_rows(raw[split], data_args.max_eval_samples), split)
     return train, evaluation
 
 
@@ -354,9 +354,7 @@ def tokenize_test_splits(
     for split in task.test_splits:
         if split not in raw:
             continue
-        dataset = raw[split]
-        if data_args.max_predict_samples is not None:
-            dataset = dataset.select(range(min(data_args.max_predict_samples, len(dataset))))
+        dataset = first_rows(raw[split], data_args.max_predict_samples)
         missing = [column for column in task.text_columns if column not in dataset.column_names]
         if missing:
             raise ValueError(f"The {split} split lacks the column(s) {missing}; it has {dataset.column_names}.")
