@@ -28,7 +28,7 @@ from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
 from .negatives import bank_size, report_store_size, representation_ramp, warm_negative_stores
 from .student import gathered_parameters
-from .teacher import check_compatible, is_regression, load_teacher, prepare_teacher
+from .teacher import is_regression, prepare_teacher
 from .teacher_cache import (
     CachedTeacherOutputs,
     TeacherCache,
@@ -40,11 +40,10 @@ from .teacher_cache import (
 )
 from .teacher_inputs import (
     TEACHER_COLUMNS,
-    DistillationDataCollator,
-    has_teacher_inputs,
     student_inputs,
     teacher_inputs,
 )
+from .trainer_checks import check_trainer_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -99,41 +98,8 @@ class WCoRDTrainer(Trainer):
         teacher_processing_class: PreTrainedTokenizerBase | None = None,
         **kwargs: Any,
     ) -> None:
-        if model is None:
-            raise ValueError("`model` (the student) is required.")
-        if teacher_model is None:
-            raise ValueError("`teacher_model` is required: pass the fine-tuned teacher model or its path.")
-        if args is None:
-            args = WCoRDConfig(output_dir="wcord_output")
-        elif not isinstance(args, WCoRDConfig):
-            raise TypeError(
-                f"`args` must be a WCoRDConfig, got {type(args).__name__}: build it with "
-                "`WCoRDConfig(**training_args.to_dict())` or pass the distillation settings to WCoRDConfig."
-            )
-        if isinstance(teacher_model, str):
-            teacher_model = load_teacher(teacher_model, model, args.teacher_model_init_kwargs)
-        train_columns = getattr(kwargs.get("train_dataset"), "column_names", None)
-        check_compatible(teacher_model, model, separate_inputs=has_teacher_inputs(train_columns))
-        if teacher_processing_class is not None and kwargs.get("data_collator") is None:
-            if kwargs.get("processing_class") is None:
-                raise ValueError(
-                    "`teacher_processing_class` is given but not the student's `processing_class`: pass both "
-                    "tokenizers so that each model's inputs are padded with its own."
-                )
-            kwargs["data_collator"] = DistillationDataCollator(kwargs["processing_class"], teacher_processing_class)
+        teacher_model, args = check_trainer_arguments(model, teacher_model, args, teacher_processing_class, kwargs)
         self.teacher_processing_class = teacher_processing_class
-        if args.label_aware_negatives and is_regression(model):
-            raise ValueError(
-                "`label_aware_negatives=True` leaves out negatives of the anchor's class, but the student is a "
-                "regression model: set `label_aware_negatives=False`."
-            )
-        if args.uses_representation_terms and (kwargs.get("optimizers") or (None, None))[0] is not None:
-            raise ValueError(
-                "A ready-made optimizer was passed in `optimizers`, but the WCoRD projection heads need their own "
-                "parameter group in it: pass `optimizer_cls_and_kwargs=(optimizer_class, kwargs)` instead, so that "
-                "the trainer builds the optimizer over the student and the heads (or set `lambda_global=0` and "
-                "`lambda_local=0`)."
-            )
         super().__init__(model=model, args=args, **kwargs)
         self.loss_is_scaled_for_ga = False
         self.model_accepts_loss_kwargs = False

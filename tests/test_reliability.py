@@ -82,7 +82,9 @@ def test_explicit_resume_from_an_interrupted_checkpoint_is_refused(tmp_path, tok
 def test_teacher_and_student_vocabularies_differ(tmp_path, tokenizer, sst2_train):
     from hf_wcord import WCoRDConfig, WCoRDTrainer
 
-    with pytest.raises(ValueError, match=r"vocabularies differ \(30522 vs 1000 tokens\).*tokenize separately"):
+    with pytest.raises(
+        ValueError, match=r"vocabularies differ \(30522 vs 1000 tokens\).*teacher_input_ids.*teacher_processing_class"
+    ):
         WCoRDTrainer(
             model=tiny_bert(32, 2, vocab_size=1000),
             teacher_model=tiny_bert(32, 2),
