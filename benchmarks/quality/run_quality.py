@@ -168,7 +168,7 @@ def run_cell(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=None, choices=TASKS, help="Default: every task of the suite.")
     parser.add_argument("--students", nargs="+", default=None, help="Only these students (default: the suite's).")
     parser.add_argument("--methods", nargs="+", default=None, help="Only these methods (default: the suite's).")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
@@ -204,7 +204,11 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
     cache_root = tempfile.mkdtemp(prefix="quality_cache_")
-    for task in cli.tasks:
+    tasks = cli.tasks or list(SUITES[suite])
+    unknown = [task for task in tasks if task not in SUITES[suite]]
+    if unknown:
+        raise SystemExit(f"The {suite} suite has no task {unknown}: choose among {list(SUITES[suite])}.")
+    for task in tasks:
         budget = SUITES[suite][task]
         students = [name for name in budget.students if cli.students is None or name in cli.students]
         if not students:
