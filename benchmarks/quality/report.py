@@ -78,7 +78,9 @@ def markdown(cells: list[dict[str, Any]]) -> str:
     header = "| method | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |"
     rule = "|---|" + "---|" * len(panels)
     teachers = [f"{cell['teacher']['eval']:.4f}" for cell in cells]
+    teacher_minutes = [f"{cell['teacher']['train_minutes']:.1f}" for cell in cells]
     accuracy = [header, rule, "| teacher | " + " | ".join(teachers) + " |"]
+    accuracy.append("| (teacher's training minutes) | " + " | ".join(teacher_minutes) + " |")
     used = [header, rule]
     for method in methods:
         scores, settings = [], []
