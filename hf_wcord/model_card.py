@@ -143,7 +143,7 @@ def describe_model(model: Any) -> str:
     hub_id = _hub_id_or_none(_name_or_path(model))
     if hub_id:
         return f"[{hub_id}](https://huggingface.co/{hub_id}) ({_size(model)})"
-    return f"a {type(model).__name__} ({_size(model)})"
+    return f"{type(model).__name__} ({_size(model)})"
 
 
 def describe_tokenizer(tokenizer: Any) -> str:
@@ -258,8 +258,8 @@ def render_model_card(
         f"# {name}",
         "",
         f"This model was distilled from {describe_model(teacher)}{_data_description(info)} with Wasserstein "
-        "Contrastive Representation Distillation (WCoRD, Chen et al., CVPR 2021) using `hf_wcord`. The student is "
-        f"a {type(student).__name__} ({_size(student)}){started}.",
+        "Contrastive Representation Distillation (WCoRD, Chen et al., CVPR 2021) using `hf_wcord`. The student: "
+        f"{type(student).__name__} ({_size(student)}){started}.",
         "",
         "## Distillation",
         "",

@@ -56,7 +56,7 @@ def test_the_card_parses_with_hub_metadata_and_no_local_path(tmp_path, local_tea
     assert data["distillation"] == {"method": "WCoRD"}
     for local in ("teachers/sst2", str(tmp_path), "teachers"):
         assert local not in text
-    assert "a BertForSequenceClassification (4 layers" in card.text
+    assert "distilled from BertForSequenceClassification (4 layers" in card.text
     assert "## Framework versions" in card.text and "- transformers " in card.text
     assert "@inproceedings{chen2021wasserstein" in card.text
 
