@@ -20,7 +20,14 @@ from typing import Any
 from transformers import AutoModelForImageClassification, set_seed
 
 from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer
-from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.cli import (
+    HubLoadingArguments,
+    evaluate_splits,
+    parse_arguments,
+    refuse_predict,
+    setup_logging,
+    train_and_record,
+)
 from hf_wcord.tasks.summary import distillation_summary, evaluate_model, write_summary
 from hf_wcord.tasks.vision import (
     VISION_PRESETS,
@@ -75,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         (ImageDistillationArguments, ImageDataArguments, WCoRDConfig), argv
     )
     training_args.remove_unused_columns = False
+    refuse_predict(training_args)
     setup_logging(training_args)
     set_seed(training_args.seed)
     raw, labels = load_image_data(data_args, model_args.cache_dir, model_args.token)

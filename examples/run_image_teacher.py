@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from transformers import Trainer, TrainingArguments, set_seed
 
-from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.cli import (
+    HubLoadingArguments,
+    evaluate_splits,
+    parse_arguments,
+    refuse_predict,
+    setup_logging,
+    train_and_record,
+)
 from hf_wcord.tasks.vision import (
     VISION_PRESETS,
     ImageDataArguments,
@@ -46,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         (ImageModelArguments, ImageDataArguments, TrainingArguments), argv
     )
     training_args.remove_unused_columns = False
+    refuse_predict(training_args)
     setup_logging(training_args)
     set_seed(training_args.seed)
     raw, labels = load_image_data(data_args, model_args.cache_dir, model_args.token)

@@ -191,3 +191,9 @@ def test_a_hub_image_student_with_another_head_needs_ignore_mismatched_sizes(ima
     student = AutoModelForImageClassification.from_pretrained(tmp_path / "out")
     assert student.config.num_labels == 10 and student.config.id2label[9] == "Ankle boot"
     assert math.isfinite(results["eval_accuracy"])
+
+
+def test_do_predict_is_refused_rather_than_ignored(data_dir, tmp_path):
+    args = data_args(data_dir, tmp_path / "out", preset="resnet-tiny") + ["--do_predict"]
+    with pytest.raises(ValueError, match="--do_predict is not supported by the image scripts"):
+        load_example("run_image_teacher").main(args)

@@ -90,6 +90,15 @@ def parse_arguments(dataclass_types: Sequence[type], argv: Sequence[str] | None 
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def refuse_predict(training_args: TrainingArguments) -> None:
+    """The image scripts have no unlabelled test split to predict: `--do_predict` is an error, not a silent no-op."""
+    if training_args.do_predict:
+        raise ValueError(
+            "--do_predict is not supported by the image scripts (there is no unlabelled test split to predict): "
+            "drop it and use --do_eval, which evaluates on the validation split."
+        )
+
+
 def setup_logging(training_args: TrainingArguments) -> None:
     """Log to stdout at the Trainer's per-process level (info on the main process, warnings elsewhere)."""
     std_logging.basicConfig(
