@@ -111,20 +111,24 @@ def markdown(cells: list[dict[str, Any]]) -> str:
             "Settings used (chosen on the held-out split where a method is tuned):",
             "",
             *used,
-            "",
-            "What each fix does: the defaults (`wcord+kd`) minus each ablation, in accuracy points (mean over seeds; "
-            "the larger of the two standard deviations in brackets; positive: the fix helps):",
-            "",
             *ablation_table(summaries),
         ]
     )
 
 
 def ablation_table(summaries: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str]:
-    """Rows of `wcord+kd` minus each ablation per cell (the cells that ran ablations)."""
+    """A table of `wcord+kd` minus each ablation per cell, for the cells that ran ablations (none: no table)."""
     ablations = [m for m in METHODS if m.startswith("wcord+kd, ")]
     panels = [panel for panel, rows in summaries.items() if "wcord+kd" in rows and any(a in rows for a in ablations)]
-    lines = ["| fix undone | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |"]
+    if not panels:
+        return []
+    lines = [
+        "",
+        "What each fix does: the defaults (`wcord+kd`) minus each ablation, in accuracy points (mean over seeds; the "
+        "larger of the two standard deviations in brackets; positive: the fix helps):",
+        "",
+    ]
+    lines.append("| fix undone | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |")
     lines.append("|---|" + "---|" * len(panels))
     for ablation in ablations:
         cells = []
