@@ -244,10 +244,10 @@ def train_teacher(
         with open(scores_path) as handle:
             return auto.from_pretrained(folder), json.load(handle)
     started = time.perf_counter()
+    torch.manual_seed(TEACHER_SEED)  # the new classification head of a text teacher
     if task == "sst2":
         model = auto.from_pretrained(minilm_folder(), num_labels=2)
     elif task == "sst2_mpnet":
-        torch.manual_seed(TEACHER_SEED)
         model = auto.from_pretrained(mpnet_folder(mpnet_dir), num_labels=2)
     else:
         model = image_student("resnet-small", TEACHER_SEED)
