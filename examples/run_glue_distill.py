@@ -36,7 +36,14 @@ from transformers import (
 )
 
 from hf_wcord import DistillationDataCollator, ModelCardInfo, WCoRDConfig, WCoRDTrainer, init_student_from_teacher
-from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.cli import (
+    HubLoadingArguments,
+    end_processes,
+    evaluate_splits,
+    parse_arguments,
+    setup_logging,
+    train_and_record,
+)
 from hf_wcord.tasks.glue import (
     GlueDataArguments,
     GlueTask,
@@ -295,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["predictions"] = predict_test_splits(trainer, test, task)
     if training_args.push_to_hub:
         trainer.push_to_hub()
+    end_processes()
     return results
 
 

@@ -23,7 +23,14 @@ from transformers import (
     set_seed,
 )
 
-from hf_wcord.tasks.cli import HubLoadingArguments, evaluate_splits, parse_arguments, setup_logging, train_and_record
+from hf_wcord.tasks.cli import (
+    HubLoadingArguments,
+    end_processes,
+    evaluate_splits,
+    parse_arguments,
+    setup_logging,
+    train_and_record,
+)
 from hf_wcord.tasks.glue import GlueDataArguments, load_glue, task_head_kwargs, tokenize_glue, tokenize_test_splits
 from hf_wcord.tasks.predictions import predict_test_splits, require_test_splits
 
@@ -86,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             dataset_args=task.name,
             dataset=f"GLUE {task.name.upper()}",
         )
+    end_processes()
     return results
 
 

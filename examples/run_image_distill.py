@@ -22,6 +22,7 @@ from transformers import AutoModelForImageClassification, set_seed
 from hf_wcord import ModelCardInfo, WCoRDConfig, WCoRDTrainer
 from hf_wcord.tasks.cli import (
     HubLoadingArguments,
+    end_processes,
     evaluate_splits,
     parse_arguments,
     refuse_predict,
@@ -146,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     write_summary(trainer, summary)
     if training_args.push_to_hub:
         trainer.push_to_hub()
+    end_processes()
     return results
 
 

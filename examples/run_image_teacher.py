@@ -16,6 +16,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from hf_wcord.tasks.cli import (
     HubLoadingArguments,
+    end_processes,
     evaluate_splits,
     parse_arguments,
     refuse_predict,
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         results.update(evaluate_splits(trainer, {"validation": validation}))
     if training_args.push_to_hub:
         trainer.push_to_hub(tasks="image-classification", finetuned_from=model_args.model_name_or_path)
+    end_processes()
     return results
 
 

@@ -116,6 +116,18 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+def end_processes() -> None:
+    """Wait for every process, then tear the process group down, as `Accelerator.end_training` does: a process that
+    exits with its gloo or NCCL group alive can abort ("terminate called without an active exception") and turn a
+    finished run's exit code into a failure. A no-op in a single process."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 def eval_prefix(split: str, num_splits: int) -> str:
     """Metric prefix of an evaluation split: `eval` for a task's only split, `eval_<split>` when there are several
     (MNLI's matched and mismatched)."""
