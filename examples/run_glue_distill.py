@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -54,6 +53,7 @@ from hf_wcord.tasks.glue import (
 )
 from hf_wcord.tasks.predictions import predict_test_splits, require_test_splits
 from hf_wcord.tasks.summary import distillation_summary, evaluate_model, write_summary
+from hf_wcord.teacher import resolve_dtype
 from hf_wcord.teacher_inputs import TEACHER_COLUMNS, as_teacher_dataset
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def load_teacher(model_args: DistillationModelArguments, task: GlueTask) -> PreT
     dtype = model_args.teacher_dtype
     if dtype not in (None, "auto", "bfloat16", "float16", "float32"):
         raise ValueError(f"--teacher_dtype {dtype!r}: use auto, bfloat16, float16 or float32.")
-    dtype_kwargs = {} if dtype is None else {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+    dtype_kwargs = {} if dtype is None else {"dtype": resolve_dtype(dtype)}
     teacher, info = AutoModelForSequenceClassification.from_pretrained(
         model_args.teacher_name_or_path, output_loading_info=True, **dtype_kwargs, **teacher_hub_kwargs(model_args)
     )

@@ -27,6 +27,11 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad[ctx.start : ctx.start + ctx.rows]
 
 
+def is_distributed() -> bool:
+    """Whether this process is one of several in an initialised `torch.distributed` group."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes; the backward pass sums the gradients over processes too (each process' loss depends on
     every process' input through the sum)."""
@@ -47,9 +52,7 @@ class _AllReduceSum(torch.autograd.Function):
 def all_reduce_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of `tensor` over processes, differentiable (as `SyncBatchNorm`'s statistics); `tensor` itself in one
     process."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    return _AllReduceSum.apply(tensor)
+    return _AllReduceSum.apply(tensor) if is_distributed() else tensor
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
@@ -58,7 +61,7 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     The backward pass sums the incoming gradients over processes, so when every process computes the same loss on
     the gathered tensor and the gradients are then averaged (DDP), each process' parameters get the full gradient.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not is_distributed():
         return tensor
     sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))

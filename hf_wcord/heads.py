@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.utils.parametrize import register_parametrization
 
-from .distributed import all_reduce_with_grad
+from .distributed import all_reduce_with_grad, is_distributed
 
 RELATIVE_EPS = 1e-2
 
@@ -56,7 +55,7 @@ def batch_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     """Per-dimension mean and (biased) variance of a batch, and its size. With several processes they are those of
     the global batch, summed over processes with a differentiable all-reduce (as `SyncBatchNorm`), so that every
     process standardises with the same statistics and the gradient flows through all of them."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not is_distributed():
         return features.mean(dim=0), features.var(dim=0, unbiased=False), features.shape[0]
     local = torch.cat([features.sum(dim=0), (features * features).sum(dim=0), features.new_full((1,), len(features))])
     total = all_reduce_with_grad(local)

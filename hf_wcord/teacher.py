@@ -114,6 +114,15 @@ def is_regression(model: nn.Module) -> bool:
     return getattr(config, "problem_type", None) == "regression" or getattr(config, "num_labels", 0) == 1
 
 
+def resolve_dtype(dtype: str | torch.dtype | None) -> str | torch.dtype | None:
+    """A dtype given by name (`"bfloat16"`) as the torch dtype; `"auto"`, None and torch dtypes pass through."""
+    if not isinstance(dtype, str) or dtype == "auto":
+        return dtype
+    if not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ValueError(f"Unknown teacher dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'.")
+    return getattr(torch, dtype)
+
+
 def load_teacher(name_or_path: str, student: nn.Module, init_kwargs: dict[str, Any] | None = None) -> PreTrainedModel:
     """Load a teacher from a Hub id or folder with the Auto class of the student's modality, passing `init_kwargs`
     (`dtype`, `revision`, `trust_remote_code`, ...) to `from_pretrained` as TRL does with
@@ -121,11 +130,8 @@ def load_teacher(name_or_path: str, student: nn.Module, init_kwargs: dict[str, A
     from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
     kwargs = dict(init_kwargs or {})
-    dtype = kwargs.get("dtype")
-    if isinstance(dtype, str) and dtype != "auto":
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise ValueError(f"Unknown teacher dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'.")
-        kwargs["dtype"] = getattr(torch, dtype)
+    if "dtype" in kwargs:
+        kwargs["dtype"] = resolve_dtype(kwargs["dtype"])
     is_vision = getattr(student, "main_input_name", "input_ids") == "pixel_values"
     auto_class = AutoModelForImageClassification if is_vision else AutoModelForSequenceClassification
     return auto_class.from_pretrained(name_or_path, **kwargs)

@@ -22,13 +22,12 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .features import get_hidden_states, pooled_features
-from .teacher_inputs import TEACHER_PREFIX, has_teacher_inputs, teacher_inputs
+from .teacher_inputs import LABEL_COLUMNS, TEACHER_PREFIX, has_teacher_inputs, teacher_inputs
 
 logger = logging.get_logger(__name__)
 
 CACHE_META_NAME = "teacher_cache.json"
 CACHE_FORMAT_VERSION = 1
-LABEL_COLUMNS = ("label", "labels", "label_ids")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 TEACHER_PREFIX = "teacher_"
 TEACHER_COLUMNS = tuple(f"{TEACHER_PREFIX}{name}" for name in ("input_ids", "attention_mask", "token_type_ids"))
-NOT_MODEL_INPUTS = ("labels", "label", "label_ids")
+LABEL_COLUMNS = ("label", "labels", "label_ids")
 
 
 def has_teacher_inputs(columns: Sequence[str] | Mapping[str, Any] | None) -> bool:
@@ -37,7 +37,7 @@ def teacher_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
             for name, value in inputs.items()
             if name.startswith(TEACHER_PREFIX)
         }
-    return {name: value for name, value in student_inputs(inputs).items() if name not in NOT_MODEL_INPUTS}
+    return {name: value for name, value in student_inputs(inputs).items() if name not in LABEL_COLUMNS}
 
 
 def tokenize_for_teacher(

@@ -274,6 +274,15 @@ def load_glue(
     return raw, task
 
 
+def encoding_settings(tokenizer: PreTrainedTokenizerBase, data_args: GlueDataArguments) -> dict[str, object]:
+    """`max_length` (`max_seq_length`, capped at the tokenizer's own limit) and `padding` (to it with
+    `pad_to_max_length`, else none: the collator pads) for one tokenizer."""
+    return {
+        "max_length": min(data_args.max_seq_length, tokenizer.model_max_length),
+        "padding": "max_length" if data_args.pad_to_max_length else False,
+    }
+
+
 def first_rows(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
     """The first `limit` rows (all of them when `limit` is None or larger)."""
     return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
@@ -295,16 +304,15 @@ def tokenize_glue(
     `teacher_tokenizer` (a teacher whose vocabulary is not the student's), every split also gets the teacher's
     tokenization of the same text in `teacher_*` columns.
     """
-    padding = "max_length" if data_args.pad_to_max_length else False
-    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
     label2id = task.label2id
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         texts = [batch[column] for column in task.text_columns]
-        encoded = tokenizer(*texts, padding=padding, max_length=max_length, truncation=True)
+        encoded = tokenizer(*texts, truncation=True, **encoding_settings(tokenizer, data_args))
         if teacher_tokenizer is not None:
-            teacher_length = min(data_args.max_seq_length, teacher_tokenizer.model_max_length)
-            encoded.update(tokenize_for_teacher(teacher_tokenizer, texts, teacher_length, padding))
+            encoded.update(
+                tokenize_for_teacher(teacher_tokenizer, texts, **encoding_settings(teacher_tokenizer, data_args))
+            )
         labels = batch["label"]
         if task.is_regression:
             encoded["label"] = [float(label) for label in labels]
@@ -348,8 +356,6 @@ def tokenize_test_splits(
     """The test splits that exist, tokenized without labels (GLUE's test labels are hidden, -1) and cut to
     `max_predict_samples`, each with the example indices its predictions are submitted under (the `index_column`
     when the data have one, else the row numbers)."""
-    padding = "max_length" if data_args.pad_to_max_length else False
-    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
     prepared = {}
     for split in task.test_splits:
         if split not in raw:
@@ -362,9 +368,8 @@ def tokenize_test_splits(
         encoded = dataset.map(
             lambda batch: tokenizer(
                 *[batch[column] for column in task.text_columns],
-                padding=padding,
-                max_length=max_length,
                 truncation=True,
+                **encoding_settings(tokenizer, data_args),
             ),
             batched=True,
             num_proc=data_args.preprocessing_num_workers,
