@@ -1,11 +1,18 @@
-"""The projection heads in the Trainer's optimizer and gradient clipping."""
+"""The projection heads' optimisation: a parameter group in the Trainer's optimizer, or, where that optimizer
+cannot hold them (DeepSpeed), an optimizer and learning-rate schedule of their own; and their gradient clipping."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 from torch import nn
+from transformers import Trainer, get_scheduler
+
+from .config import WCoRDConfig
+
+HEAD_OPTIMIZER_NAME = "wcord_head_optimizer.pt"
 
 
 def add_head_parameter_group(optimizer: Any, distiller: nn.Module, head_learning_rate: float | None) -> bool:
@@ -30,3 +37,54 @@ def clip_head_gradients(distiller: nn.Module, max_norm: float) -> torch.Tensor:
     """Clip the heads' gradients to `max_norm` with a norm of their own, so that the student's clipping is the same
     with or without the heads."""
     return torch.nn.utils.clip_grad_norm_(distiller.parameters(), max_norm)
+
+
+class SeparateHeadOptimizer:
+    """The heads' own optimizer and learning-rate schedule, for runs whose optimizer cannot hold them: DeepSpeed's
+    ZeRO optimizers manage the parameters of the engine's module (the student) alone.
+
+    The optimizer is the Trainer's (`optim`, or `optimizer_cls_and_kwargs`) with `head_learning_rate` (else
+    `learning_rate`) and no weight decay; the schedule is the Trainer's (`lr_scheduler_type`, warm-up) over
+    `num_training_steps`. [`step`] runs once per optimizer step of the student, after the gradients were clipped.
+    """
+
+    def __init__(
+        self,
+        distiller: nn.Module,
+        args: WCoRDConfig,
+        num_training_steps: int,
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+    ) -> None:
+        optimizer_cls, kwargs = optimizer_cls_and_kwargs or Trainer.get_optimizer_cls_and_kwargs(args)
+        learning_rate = args.head_learning_rate if args.head_learning_rate is not None else args.learning_rate
+        params = [p for p in distiller.parameters() if p.requires_grad]
+        self.optimizer = optimizer_cls([{"params": params, "weight_decay": 0.0}], **{**kwargs, "lr": learning_rate})
+        self.lr_scheduler = get_scheduler(
+            args.lr_scheduler_type,
+            optimizer=self.optimizer,
+            num_warmup_steps=args.get_warmup_steps(num_training_steps),
+            num_training_steps=num_training_steps,
+            scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+        )
+
+    def step(self) -> None:
+        """One update of the heads, then the next learning rate."""
+        self.optimizer.step()
+        self.lr_scheduler.step()
+
+    def save(self, output_dir: str) -> None:
+        """Write the optimizer's and the schedule's state to `output_dir/wcord_head_optimizer.pt` atomically."""
+        path = os.path.join(output_dir, HEAD_OPTIMIZER_NAME)
+        state = {"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict()}
+        torch.save(state, f"{path}.partial")
+        os.replace(f"{path}.partial", path)
+
+    def load(self, checkpoint: str, device: torch.device | str) -> bool:
+        """Restore the state saved by [`save`] in `checkpoint`; returns whether the checkpoint held one."""
+        path = os.path.join(checkpoint, HEAD_OPTIMIZER_NAME)
+        if not os.path.isfile(path):
+            return False
+        state = torch.load(path, map_location=device, weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        return True

@@ -31,11 +31,15 @@ def prepare_deepspeed(model: nn.Module, accelerator: Accelerator) -> nn.Module:
     """Wrap a frozen model in a DeepSpeed inference engine that matches the training run's ZeRO setup.
 
     As in TRL's trainers: under ZeRO-3 the teacher is sharded like the student (bucket sizes from its hidden size);
-    under ZeRO-1/2 it only needs inference, so it runs with ZeRO disabled.
+    under ZeRO-1/2 it only needs inference, so it runs with ZeRO disabled. The run's `optimizer` and `scheduler`
+    sections are left out: a frozen model has nothing to optimise (DeepSpeed would build a ZeRO optimizer over no
+    trainable parameters and fail).
     """
     import deepspeed
 
     config_kwargs = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
+    config_kwargs.pop("optimizer", None)
+    config_kwargs.pop("scheduler", None)
     stage = config_kwargs["zero_optimization"]["stage"]
     hidden_sizes = getattr(model.config, "hidden_sizes", None)
     hidden_size = max(hidden_sizes) if hidden_sizes else getattr(model.config, "hidden_size", None)

@@ -27,7 +27,7 @@ from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
 from .negatives import bank_size, report_store_size, representation_ramp, warm_negative_stores
-from .optimization import add_head_parameter_group, clip_head_gradients
+from .optimization import HEAD_OPTIMIZER_NAME, SeparateHeadOptimizer, add_head_parameter_group, clip_head_gradients
 from .student import gathered_parameters
 from .teacher import is_regression, prepare_teacher
 from .teacher_cache import (
@@ -51,14 +51,18 @@ logger = logging.get_logger(__name__)
 PROBE_EXAMPLES = 2
 
 
-class ZeroDistillerGradients(TrainerCallback):
-    """Clear the heads' gradients after each optimizer step: the Trainer itself only zeroes the student's."""
+class StepDistillerHeads(TrainerCallback):
+    """After each optimizer step of the student: step the heads' own optimizer where they have one (DeepSpeed), and
+    clear the heads' gradients (the Trainer zeroes the student's alone)."""
 
-    def __init__(self, distiller: WCoRDDistiller) -> None:
-        self.distiller = distiller
+    def __init__(self, trainer: WCoRDTrainer) -> None:
+        self.trainer = trainer
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.distiller.zero_grad(set_to_none=True)
+        head_optimizer = self.trainer.head_optimizer
+        if head_optimizer is not None and not self.trainer.accelerator.optimizer_step_was_skipped:
+            head_optimizer.step()
+        self.trainer.distiller.zero_grad(set_to_none=True)
 
 
 class WCoRDTrainer(Trainer):
@@ -110,12 +114,13 @@ class WCoRDTrainer(Trainer):
         self.is_regression = is_regression(model)
         self.layer_pairs: list[tuple[int, int]] = []
         self.distiller: WCoRDDistiller | None = None
+        self.head_optimizer: SeparateHeadOptimizer | None = None
         self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._term_batches = 0
         self.model_card_info = ModelCardInfo()
         if self.args.uses_representation_terms and self.train_dataset is not None:
             self.distiller = self._build_distiller()
-            self.add_callback(ZeroDistillerGradients(self.distiller))
+            self.add_callback(StepDistillerHeads(self))
         self.teacher_cache: TeacherCache | None = None
         if self.args.teacher_cache and self.train_dataset is not None:
             self.teacher_cache = self._open_teacher_cache(self.args.teacher_cache)
@@ -275,8 +280,11 @@ class WCoRDTrainer(Trainer):
         `resume_from_checkpoint=True` picks the latest checkpoint in `output_dir` whose save finished (a run killed
         while saving leaves one without `trainer_state.json`); an explicit path to an incomplete one is refused.
         """
+        self.head_optimizer = None
         if resume_from_checkpoint is True:
             required = (DISTILLER_STATE_NAME,) if self.distiller is not None else ()
+            if self.distiller is not None and self.is_deepspeed_enabled:
+                required += (HEAD_OPTIMIZER_NAME,)
             resume_from_checkpoint = latest_complete_checkpoint(self.args.output_dir, required)
             if resume_from_checkpoint is None:
                 raise ValueError(
@@ -332,9 +340,18 @@ class WCoRDTrainer(Trainer):
         """The Trainer's optimizer, plus a parameter group for the projection heads (`head_learning_rate`).
 
         Under FSDP 2 the heads' group joins later, in [`create_scheduler`]: Accelerate maps every parameter of the
-        optimizer it prepares onto the sharded student's, and refuses any other."""
+        optimizer it prepares onto the sharded student's, and refuses any other. Under DeepSpeed the heads get an
+        optimizer and schedule of their own (`self.head_optimizer`, stepped with the student's): a ZeRO optimizer
+        holds the parameters of DeepSpeed's engine alone."""
         optimizer = super().create_optimizer(model)
-        if self.distiller is not None and not self._is_fsdp2():
+        if self.distiller is None:
+            return optimizer
+        if self.is_deepspeed_enabled:
+            if self.head_optimizer is None:
+                self.head_optimizer = SeparateHeadOptimizer(
+                    self.distiller, self.args, self.state.max_steps, self.optimizer_cls_and_kwargs
+                )
+        elif not self._is_fsdp2():
             add_head_parameter_group(optimizer, self.distiller, self.args.head_learning_rate)
         return optimizer
 
@@ -343,7 +360,7 @@ class WCoRDTrainer(Trainer):
     ) -> torch.optim.lr_scheduler.LRScheduler:
         """The Trainer's scheduler, over every parameter group: the heads' group is added first where
         [`create_optimizer`] left it out (FSDP 2, once Accelerate has prepared the optimizer)."""
-        if self.distiller is not None and self.lr_scheduler is None:
+        if self.distiller is not None and self.lr_scheduler is None and not self.is_deepspeed_enabled:
             add_head_parameter_group(optimizer or self.optimizer, self.distiller, self.args.head_learning_rate)
         return super().create_scheduler(num_training_steps, optimizer)
 
@@ -498,11 +515,17 @@ class WCoRDTrainer(Trainer):
         super()._save_optimizer_and_scheduler(output_dir)
         if self.distiller is not None and self.args.should_save:
             save_distiller_state(self.distiller, self.layer_pairs, output_dir)
+            if self.head_optimizer is not None:
+                self.head_optimizer.save(output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is not None and self.distiller is not None:
             load_distiller_state(self.distiller, checkpoint, str(self.args.device))
+            if self.head_optimizer is not None and not self.head_optimizer.load(checkpoint, self.args.device):
+                logger.warning(
+                    f"{checkpoint} holds no {HEAD_OPTIMIZER_NAME}: the heads' optimizer and schedule start afresh."
+                )
 
     def _latest_eval_results(self) -> dict[str, float]:
         for entry in reversed(self.state.log_history):

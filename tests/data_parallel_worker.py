@@ -2,13 +2,14 @@
 
     python tests/data_parallel_worker.py DATA_DIR OUTPUT_DIR --batch_size 8
     accelerate launch --config_file examples/accelerate_configs/multi_cpu.yaml tests/data_parallel_worker.py \
-        DATA_DIR OUTPUT_DIR --batch_size 4 --use_cpu [--fsdp]
+        DATA_DIR OUTPUT_DIR --batch_size 4 [--use_cpu | --fsdp --use_cpu | --zero3]
 
 No dropout, a queue of every other training example as the negatives (no random draw from a bank), the in-batch
 Sinkhorn term over the global batch: one process with batch B and P processes with batch B / P see the same global
 batches and optimise the same objective.
 With `--fsdp` the student and the teacher are sharded with FSDP 2 (`fully_shard` per `BertLayer`, configured
-through the Trainer's `fsdp` / `fsdp_config` arguments).
+through the Trainer's `fsdp` / `fsdp_config` arguments); with `--zero3`, partitioned by DeepSpeed ZeRO-3 (the
+Trainer's `deepspeed` argument; the student's optimizer is the Trainer's AdamW, wrapped by DeepSpeed).
 The main process saves the student's and the heads' weights to OUTPUT_DIR, and to OUTPUT_DIR/run.json the number
 of times the heads' gradients were averaged, the optimizer steps, the share of the student's and the teacher's
 parameters that it held during training, and how the heads sit in the optimizer and its learning-rate schedule.
@@ -53,11 +54,28 @@ def allow_fsdp_on_cpu_processes() -> None:
     AcceleratorState.__init__ = initialise_as_fsdp
 
 
+def allow_deepspeed_on_cpu_processes() -> None:
+    """Let Accelerate start DeepSpeed on CPU processes. It sets a process group up for DeepSpeed only where it
+    finds an accelerator, and otherwise counts one process while DeepSpeed (CPU accelerator, gloo) counts them all;
+    this makes it choose the backend as for CPU processes (gloo), after which DeepSpeed initialises it."""
+    prepare_backend = PartialState._prepare_backend
+
+    def prepare_cpu_backend(self: PartialState, cpu: bool = False, sagemaker_dp: bool = False, backend=None):
+        return prepare_backend(self, True, sagemaker_dp, backend)
+
+    PartialState._prepare_backend = prepare_cpu_backend
+
+
 def local_share(model: torch.nn.Module) -> float:
-    """The fraction of the model's parameter values that this process holds (1.0 unless sharded)."""
-    parameters = list(model.parameters())
-    local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in parameters)
-    return local / sum(p.numel() for p in parameters)
+    """The fraction of the model's parameter values that this process holds (1.0 unless sharded): FSDP 2 holds a
+    DTensor's local shard, DeepSpeed ZeRO-3 a parameter's `ds_tensor` partition (of `ds_numel` values)."""
+    local, total = 0, 0
+    for p in model.parameters():
+        if hasattr(p, "ds_tensor"):
+            local, total = local + p.ds_tensor.numel(), total + p.ds_numel
+        else:
+            local, total = local + (p.to_local() if hasattr(p, "to_local") else p).numel(), total + p.numel()
+    return local / total
 
 
 def main() -> None:
@@ -68,6 +86,7 @@ def main() -> None:
     parser.add_argument("--accumulation", type=int, default=1)
     parser.add_argument("--use_cpu", action="store_true")
     parser.add_argument("--fsdp", action="store_true")
+    parser.add_argument("--zero3", action="store_true", help="DeepSpeed ZeRO-3 (not with --use_cpu)")
     cli = parser.parse_args()
     torch.set_num_threads(1)
     syncs = []
@@ -82,6 +101,18 @@ def main() -> None:
     if cli.fsdp:
         allow_fsdp_on_cpu_processes()
         sharding = {"fsdp": True, "fsdp_config": {"version": 2, "transformer_layer_cls_to_wrap": ["BertLayer"]}}
+    if cli.zero3:
+        allow_deepspeed_on_cpu_processes()
+        zero3 = {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}
+        sharding = {
+            "deepspeed": {
+                "zero_optimization": zero3,
+                "train_micro_batch_size_per_gpu": "auto",
+                "train_batch_size": "auto",
+                "gradient_accumulation_steps": "auto",
+                "gradient_clipping": "auto",
+            }
+        }
     config = WCoRDConfig(
         **sharding,
         output_dir=cli.output_dir,
@@ -111,11 +142,18 @@ def main() -> None:
     shares = {"student_share": local_share(trainer.model), "teacher_share": local_share(trainer.teacher_model)}
     heads = {id(p) for p in trainer.distiller.parameters()}
     groups = trainer.optimizer.param_groups
+    head_groups = [g for g in groups if g["params"] and all(id(p) in heads for p in g["params"])]
+    head_optimizer = trainer.head_optimizer
     schedule = {
-        "head_groups": sum(all(id(p) in heads for p in group["params"]) for group in groups),
-        "scheduled_groups": len(trainer.lr_scheduler.base_lrs) == len(groups),
+        "head_groups": len(head_groups),
+        "scheduled_groups": len(trainer.lr_scheduler.get_last_lr()) == len(groups),
+        "own_head_optimizer": head_optimizer is not None,
+        # After the last step of the linear schedule both are 0; an unscheduled group would keep its 1e-3.
+        "head_learning_rate": (head_optimizer.optimizer.param_groups if head_optimizer else head_groups)[0]["lr"],
+        "student_learning_rate": groups[0]["lr"],
     }
-    student = trainer.accelerator.get_state_dict(trainer.model)  # whole on the main process (gathered under FSDP)
+    # Whole on the main process: gathered from the shards under FSDP and ZeRO-3.
+    student = trainer.accelerator.get_state_dict(trainer.model_wrapped)
     if trainer.is_world_process_zero():
         save_file(
             {name: value.contiguous() for name, value in student.items()},

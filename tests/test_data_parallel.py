@@ -1,6 +1,6 @@
-"""Data parallelism and FSDP 2 on two CPU processes (gloo), launched with the README's multi-CPU accelerate config:
-the same student and heads as one process at the same global batch, and the heads synchronised once per optimizer
-step."""
+"""Data parallelism, FSDP 2 and DeepSpeed ZeRO-3 on two CPU processes (gloo), launched with the README's multi-CPU
+accelerate config: the same student and heads as one process at the same global batch, and the heads synchronised
+once per optimizer step."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def run_worker(data_dir: Path, output_dir: Path, processes: int, *flags: str) ->
     else:
         command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(MULTI_CPU_CONFIG)]
         command += ["--num_processes", str(processes), str(WORKER)]
-    command += [str(data_dir), str(output_dir), *flags, *(["--use_cpu"] if processes > 1 else [])]
+    # DeepSpeed takes CPU processes without `use_cpu` (with it, Accelerate would not start DeepSpeed).
+    use_cpu = processes > 1 and "--zero3" not in flags
+    command += [str(data_dir), str(output_dir), *flags, *(["--use_cpu"] if use_cpu else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
@@ -47,6 +49,15 @@ def one_process_run(data_dir, tmp_path_factory) -> Path:
     return output_dir
 
 
+HEADS_IN_STUDENT_OPTIMIZER = {
+    "head_groups": 1,
+    "scheduled_groups": True,
+    "own_head_optimizer": False,
+    "head_learning_rate": 0.0,
+    "student_learning_rate": 0.0,
+}
+
+
 def assert_same_run(first: Path, second: Path) -> None:
     # Measured difference: about 3e-6 (float summation order); a missing or doubled gradient average is far above.
     for name in ("student", "distiller"):
@@ -58,7 +69,7 @@ def test_two_processes_train_the_same_student_and_heads_as_one_at_the_same_globa
 ):
     run = run_worker(data_dir, tmp_path / "two", 2, "--batch_size", "4")
     expected = {"head_syncs": 4, "optimizer_steps": 4, "student_share": 1.0, "teacher_share": 1.0}
-    assert run == {**expected, "head_groups": 1, "scheduled_groups": True}
+    assert run == {**expected, **HEADS_IN_STUDENT_OPTIMIZER}
     assert_same_run(one_process_run, tmp_path / "two")
 
 
@@ -69,7 +80,7 @@ def test_fsdp_shards_student_and_teacher_and_trains_the_same_student_and_heads_a
     assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
     # The heads join the optimizer after Accelerate has prepared it (FSDP 2 maps its parameters onto the sharded
     # student's), and before the learning-rate scheduler is made, which therefore schedules them too.
-    assert run["head_groups"] == 1 and run["scheduled_groups"]
+    assert {name: run[name] for name in HEADS_IN_STUDENT_OPTIMIZER} == HEADS_IN_STUDENT_OPTIMIZER
     # Each process holds about half of each model (embeddings, layers and head split along their first dimension).
     assert run["student_share"] == pytest.approx(0.5, abs=0.02)
     assert run["teacher_share"] == pytest.approx(0.5, abs=0.02)
@@ -81,3 +92,18 @@ def test_with_gradient_accumulation_the_heads_sync_once_per_optimizer_step(data_
     # Four optimizer steps of two micro-batches each: four averages, not eight. The run ends with the check that
     # every process holds the same heads and queue (it raises otherwise).
     assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
+
+
+def test_deepspeed_zero3_partitions_student_and_teacher_and_trains_the_same_student_and_heads_as_one_process(
+    data_dir, one_process_run, tmp_path
+):
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install -e '.[dev]' installs it)")
+    run = run_worker(data_dir, tmp_path / "zero3", 2, "--batch_size", "4", "--zero3")
+    assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
+    # A ZeRO optimizer holds the engine's parameters alone: the heads have their own optimizer, on the student's
+    # schedule (both learning rates at the linear schedule's final 0).
+    assert run["own_head_optimizer"] and run["head_groups"] == 0
+    assert run["head_learning_rate"] == run["student_learning_rate"] == 0.0
+    assert run["student_share"] == pytest.approx(0.5, abs=0.02)
+    assert run["teacher_share"] == pytest.approx(0.5, abs=0.02)
+    assert_same_run(one_process_run, tmp_path / "zero3")
