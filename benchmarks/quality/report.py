@@ -117,7 +117,8 @@ def markdown(cells: list[dict[str, Any]]) -> str:
 
 
 def ablation_table(summaries: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str]:
-    """A table of `wcord+kd` minus each ablation per cell, for the cells that ran ablations (none: no table)."""
+    """A table of `wcord+kd` minus each ablation (or variant) per cell, for the cells that ran them (none: no
+    table)."""
     ablations = [m for m in METHODS if m.startswith("wcord+kd, ")]
     panels = [panel for panel, rows in summaries.items() if "wcord+kd" in rows and any(a in rows for a in ablations)]
     if not panels:
@@ -125,7 +126,8 @@ def ablation_table(summaries: dict[tuple[str, str], dict[str, dict[str, Any]]]) 
     lines = [
         "",
         "What each fix does: the defaults (`wcord+kd`) minus each ablation, in accuracy points (mean over seeds; the "
-        "larger of the two standard deviations in brackets; positive: the fix helps):",
+        "larger of the two standard deviations in brackets; positive: the fix helps; for the queue, positive: the "
+        "bank's slot per example beats a queue of 1,024 recent embeddings):",
         "",
     ]
     lines.append("| fix undone | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |")
