@@ -6,6 +6,9 @@ Sinkhorn solver compares with geomloss (and POT when installed). Prints a table 
 
 Each measurement runs in its own process, so that its peak memory (resident set on CPU, allocated memory on GPU)
 is its own; all of them run in one invocation, so their ratios compare runs on the same machine at the same time.
+The step and epoch cases run in rounds (`--step_rounds`, `--epoch_rounds`), every mode once per round, so that a
+slow spell of the machine hits every mode of a round alike: each ratio is taken within a round, and the median
+over rounds is reported with its range.
 """
 
 from __future__ import annotations
@@ -272,7 +275,28 @@ def spawn(cli: argparse.Namespace, case: str) -> dict[str, Any]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def summarise(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """One mode's rounds: the round whose `key` is the median (its figures), with every round kept, and the
+    largest peak memory."""
+    middle = sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
+    return {**middle, "peak_memory_mb": max(run["peak_memory_mb"] for run in runs), "rounds": runs}
+
+
+def ratio(
+    rounds: list[dict[str, dict[str, Any]]], mode: str, baseline: str, key: str, baseline_key: str | None = None
+) -> tuple[float, list[float]]:
+    """`mode`'s `key` over `baseline`'s (`baseline_key`, default `key`) within each round: the median over rounds,
+    and every round's ratio."""
+    each = [r[mode][key] / r[baseline][baseline_key or key] for r in rounds]
+    return statistics.median(each), each
+
+
+def spread(values: list[float]) -> str:
+    return f"rounds {min(values):.3f}-{max(values):.3f}"
+
+
 def main() -> None:
+    started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=os.path.join(HERE, "results_cpu.json"))
     parser.add_argument("--data_dir", default=DEFAULT_DATA)
@@ -288,6 +312,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sinkhorn_iters", type=int, default=200)
     parser.add_argument("--sinkhorn_tol", type=float, default=1e-5)
+    parser.add_argument("--step_rounds", type=int, default=3)
+    parser.add_argument("--epoch_rounds", type=int, default=2)
     parser.add_argument("--skip", nargs="*", default=[], choices=["step", "epoch", "sinkhorn"])
     parser.add_argument("--case", help=argparse.SUPPRESS)
     cli = parser.parse_args()
@@ -301,24 +327,38 @@ def main() -> None:
     }
     lines = []
     if "step" not in cli.skip:
-        steps = {mode: spawn(cli, f"step:{mode}") for mode in STEP_MODES}
+        rounds = [{mode: spawn(cli, f"step:{mode}") for mode in STEP_MODES} for _ in range(cli.step_rounds)]
+        steps = {mode: summarise([r[mode] for r in rounds], "median_step_s") for mode in STEP_MODES}
         results["step"] = steps
-        results["wcord_over_kd"] = steps["wcord"]["median_step_s"] / steps["kd"]["median_step_s"]
-        results["wcord_light_over_kd"] = steps["wcord_light"]["median_step_s"] / steps["kd"]["median_step_s"]
-        results["wcord_uniform_over_kd"] = steps["wcord_uniform"]["median_step_s"] / steps["kd"]["median_step_s"]
+        for mode, name in (("wcord", "wcord_over_kd"), ("wcord_light", "wcord_light_over_kd")):
+            results[name], results[f"{name}_rounds"] = ratio(rounds, mode, "kd", "median_step_s")
+        uniform = ratio(rounds, "wcord_uniform", "kd", "median_step_s")
+        results["wcord_uniform_over_kd"], results["wcord_uniform_over_kd_rounds"] = uniform
         lines += [f"| step ({cli.batch_size}/batch) | median s | peak MB |", "|---|---|---|"]
         lines += [f"| {m} | {steps[m]['median_step_s']:.3f} | {steps[m]['peak_memory_mb']:.0f} |" for m in STEP_MODES]
-        lines += [f"\nWCoRD / KD step time: {results['wcord_over_kd']:.3f}x (target <= 1.05); K=4096: "]
-        lines[-1] += f"{results['wcord_light_over_kd']:.3f}x; 3 pairs: {results['wcord_uniform_over_kd']:.3f}x\n"
+        lines += [
+            f"\nWCoRD / KD step time, median of {cli.step_rounds} rounds: {results['wcord_over_kd']:.3f}x "
+            f"({spread(results['wcord_over_kd_rounds'])}; target <= 1.05); K=4096: "
+            f"{results['wcord_light_over_kd']:.3f}x ({spread(results['wcord_light_over_kd_rounds'])}); 3 pairs: "
+            f"{results['wcord_uniform_over_kd']:.3f}x ({spread(results['wcord_uniform_over_kd_rounds'])})\n"
+        ]
     if "epoch" not in cli.skip:
-        ce, live, cached = spawn(cli, "epoch:ce"), spawn(cli, "epoch:live"), spawn(cli, "epoch:cached")
+        variants = ("ce", "live", "cached")
+        rounds = [{v: spawn(cli, f"epoch:{v}") for v in variants} for _ in range(cli.epoch_rounds)]
+        ce, live, cached = (summarise([r[v] for r in rounds], "epoch_s") for v in variants)
+        speedup = ratio(rounds, "live", "cached", "epoch_s")
+        cached_over_ce = ratio(rounds, "cached", "ce", "epoch_without_warmup_s", "epoch_s")
+        with_warmup = ratio(rounds, "cached", "ce", "epoch_s")
         results["epoch"] = {
             "ce": ce,
             "live": live,
             "cached": cached,
-            "speedup": live["epoch_s"] / cached["epoch_s"],
-            "cached_over_ce": cached["epoch_without_warmup_s"] / ce["epoch_s"],
-            "cached_with_warmup_over_ce": cached["epoch_s"] / ce["epoch_s"],
+            "speedup": speedup[0],
+            "speedup_rounds": speedup[1],
+            "cached_over_ce": cached_over_ce[0],
+            "cached_over_ce_rounds": cached_over_ce[1],
+            "cached_with_warmup_over_ce": with_warmup[0],
+            "cached_with_warmup_over_ce_rounds": with_warmup[1],
         }
         lines += [
             f"| epoch ({live['examples']} examples) | s | s without the bank warm-up | warm-up s | peak MB |",
@@ -334,11 +374,13 @@ def main() -> None:
                 f"| {row['peak_memory_mb']:.0f} |"
             ]
         epoch = results["epoch"]
-        lines += [f"\ncache speed-up per epoch: {epoch['speedup']:.2f}x (target >= 1.3); one-off cache build "]
-        lines[-1] += f"{cached['cache_build_s']:.1f} s"
+        lines += [
+            f"\nmedians of {cli.epoch_rounds} rounds; cache speed-up per epoch: {epoch['speedup']:.2f}x "
+            f"({spread(speedup[1])}; target >= 1.3); one-off cache build {cached['cache_build_s']:.1f} s"
+        ]
         lines += [
             f"cached WCoRD epoch / CE-only epoch: {epoch['cached_over_ce']:.3f}x without the one-off bank warm-up "
-            f"(target <= 1.15), {epoch['cached_with_warmup_over_ce']:.3f}x with it\n"
+            f"({spread(cached_over_ce[1])}; target <= 1.15), {epoch['cached_with_warmup_over_ce']:.3f}x with it\n"
         ]
     if "sinkhorn" not in cli.skip:
         rows = [spawn(cli, f"sinkhorn:{n}") for n in SINKHORN_SIZES]
@@ -353,6 +395,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     results["table"] = table
+    results["minutes"] = (time.perf_counter() - started) / 60
     with open(cli.output, "w", encoding="utf-8") as handle:
         json.dump(
             results,
