@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         teacher_data = {split: as_teacher_dataset(dataset) for split, dataset in evaluated.items()}
         teacher_collator = collator if teacher_tokenizer is None else DataCollatorWithPadding(teacher_tokenizer)
         teacher_results = evaluate_model(
-            teacher, teacher_data, training_args, teacher_collator, trainer.compute_metrics
+            trainer.teacher_model, teacher_data, trainer, teacher_collator, trainer.compute_metrics
         )
     batch = (
         speed_batch(evaluated, collator, training_args.per_device_eval_batch_size)

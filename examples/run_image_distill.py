@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     teacher_results = None
     if model_args.evaluate_teacher and training_args.do_eval:
         teacher_results = evaluate_model(
-            teacher, {"validation": validation}, training_args, collate_images, accuracy_metrics
+            trainer.teacher_model, {"validation": validation}, trainer, collate_images, accuracy_metrics
         )
     speed_batch = None
     if model_args.measure_speedup:

@@ -55,8 +55,9 @@ def save_distiller_state(distiller: nn.Module, layer_pairs: list[tuple[int, int]
     os.replace(f"{path}.partial", path)
 
 
-def load_distiller_state(distiller: nn.Module, checkpoint: str, device: str) -> None:
-    """Restore the heads and negative stores from a checkpoint (with a warning when it holds none)."""
+def load_distiller_state(distiller: nn.Module, checkpoint: str) -> None:
+    """Restore the heads and negative stores from a checkpoint (with a warning when it holds none). The tensors are
+    read on the CPU and copied into the distiller's, wherever those live."""
     path = os.path.join(checkpoint, DISTILLER_STATE_NAME)
     if not os.path.isfile(path):
         logger.warning(
@@ -64,4 +65,4 @@ def load_distiller_state(distiller: nn.Module, checkpoint: str, device: str) -> 
             "so the resumed run will not match an uninterrupted one."
         )
         return
-    distiller.load_state_dict(load_file(path, device=device))
+    distiller.load_state_dict(load_file(path))

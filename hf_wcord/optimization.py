@@ -1,5 +1,6 @@
 """The projection heads' optimisation: a parameter group in the Trainer's optimizer, or, where that optimizer
-cannot hold them (DeepSpeed), an optimizer and learning-rate schedule of their own; and their gradient clipping."""
+cannot hold them (FSDP, DeepSpeed), an optimizer and learning-rate schedule of their own; and their gradient
+clipping."""
 
 from __future__ import annotations
 
@@ -41,11 +42,13 @@ def clip_head_gradients(distiller: nn.Module, max_norm: float) -> torch.Tensor:
 
 class SeparateHeadOptimizer:
     """The heads' own optimizer and learning-rate schedule, for runs whose optimizer cannot hold them: DeepSpeed's
-    ZeRO optimizers manage the parameters of the engine's module (the student) alone.
+    ZeRO optimizers manage the parameters of the engine's module (the student) alone, and FSDP's preparation and
+    optimizer checkpoints know the sharded student's parameters only.
 
     The optimizer is the Trainer's (`optim`, or `optimizer_cls_and_kwargs`) with `head_learning_rate` (else
     `learning_rate`) and no weight decay; the schedule is the Trainer's (`lr_scheduler_type`, warm-up) over
-    `num_training_steps`. [`step`] runs once per optimizer step of the student, after the gradients were clipped.
+    `num_training_steps`, also when the DeepSpeed config has `optimizer` / `scheduler` sections for the student.
+    [`step`] runs once per optimizer step of the student, after the gradients were clipped.
     """
 
     def __init__(
@@ -79,12 +82,13 @@ class SeparateHeadOptimizer:
         torch.save(state, f"{path}.partial")
         os.replace(f"{path}.partial", path)
 
-    def load(self, checkpoint: str, device: torch.device | str) -> bool:
-        """Restore the state saved by [`save`] in `checkpoint`; returns whether the checkpoint held one."""
+    def load(self, checkpoint: str) -> bool:
+        """Restore the state saved by [`save`] in `checkpoint` (read on the CPU; the optimizer moves it to its
+        parameters' device); returns whether the checkpoint held one."""
         path = os.path.join(checkpoint, HEAD_OPTIMIZER_NAME)
         if not os.path.isfile(path):
             return False
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         return True

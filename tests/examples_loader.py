@@ -23,11 +23,14 @@ def load_example(name: str):
     return module
 
 
-def launch_on_two_cpu_processes(name: str, args: list[str]) -> str:
+def launch_on_two_cpu_processes(name: str, args: list[str], sharding: str | None = None) -> str:
     """Run `examples/<name>.py` with `accelerate launch` and the README's multi-CPU config file (two processes,
-    gloo); return its output, failing the test with the output's tail when the run fails."""
+    gloo), under `sharding` ("fsdp" or "zero3", see `cpu_sharding.py`) when given; return its output, failing the
+    test with the output's tail when the run fails."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(MULTI_CPU_CONFIG)]
-    command += [str(EXAMPLES / f"{name}.py"), *args, "--use_cpu"]
+    if sharding is not None:
+        command += [str(Path(__file__).resolve().parent / "cpu_sharding.py"), sharding]
+    command += [str(EXAMPLES / f"{name}.py"), *args, *([] if sharding == "zero3" else ["--use_cpu"])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     output = completed.stdout + completed.stderr

@@ -73,20 +73,6 @@ def test_two_processes_train_the_same_student_and_heads_as_one_at_the_same_globa
     assert_same_run(one_process_run, tmp_path / "two")
 
 
-def test_fsdp_shards_student_and_teacher_and_trains_the_same_student_and_heads_as_one_process(
-    data_dir, one_process_run, tmp_path
-):
-    run = run_worker(data_dir, tmp_path / "fsdp", 2, "--batch_size", "4", "--fsdp")
-    assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
-    # The heads join the optimizer after Accelerate has prepared it (FSDP 2 maps its parameters onto the sharded
-    # student's), and before the learning-rate scheduler is made, which therefore schedules them too.
-    assert {name: run[name] for name in HEADS_IN_STUDENT_OPTIMIZER} == HEADS_IN_STUDENT_OPTIMIZER
-    # Each process holds about half of each model (embeddings, layers and head split along their first dimension).
-    assert run["student_share"] == pytest.approx(0.5, abs=0.02)
-    assert run["teacher_share"] == pytest.approx(0.5, abs=0.02)
-    assert_same_run(one_process_run, tmp_path / "fsdp")
-
-
 def test_with_gradient_accumulation_the_heads_sync_once_per_optimizer_step(data_dir, tmp_path):
     run = run_worker(data_dir, tmp_path / "acc", 2, "--batch_size", "2", "--accumulation", "2")
     # Four optimizer steps of two micro-batches each: four averages, not eight. The run ends with the check that
@@ -94,16 +80,27 @@ def test_with_gradient_accumulation_the_heads_sync_once_per_optimizer_step(data_
     assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
 
 
-def test_deepspeed_zero3_partitions_student_and_teacher_and_trains_the_same_student_and_heads_as_one_process(
-    data_dir, one_process_run, tmp_path
+HEADS_WITH_OWN_OPTIMIZER = {
+    "head_groups": 0,
+    "own_head_optimizer": True,
+    # On the student's schedule: both learning rates at the linear schedule's final 0.
+    "head_learning_rate": 0.0,
+    "student_learning_rate": 0.0,
+}
+
+
+@pytest.mark.parametrize("sharding", ["--fsdp", "--zero3"])
+def test_fsdp_and_zero3_shard_student_and_teacher_and_train_the_same_student_and_heads_as_one_process(
+    sharding, data_dir, one_process_run, tmp_path
 ):
-    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install -e '.[dev]' installs it)")
-    run = run_worker(data_dir, tmp_path / "zero3", 2, "--batch_size", "4", "--zero3")
+    if sharding == "--zero3":
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install -e '.[dev]' installs it)")
+    run = run_worker(data_dir, tmp_path / "sharded", 2, "--batch_size", "4", sharding)
     assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
-    # A ZeRO optimizer holds the engine's parameters alone: the heads have their own optimizer, on the student's
-    # schedule (both learning rates at the linear schedule's final 0).
-    assert run["own_head_optimizer"] and run["head_groups"] == 0
-    assert run["head_learning_rate"] == run["student_learning_rate"] == 0.0
+    # The sharded student's optimizer holds its own parameters alone (a ZeRO optimizer; FSDP's preparation and
+    # optimizer checkpoints): the heads have an optimizer of their own.
+    assert {name: run[name] for name in HEADS_WITH_OWN_OPTIMIZER} == HEADS_WITH_OWN_OPTIMIZER
+    # Each process holds about half of each model (FSDP: a shard of every tensor; ZeRO-3: a partition of each).
     assert run["student_share"] == pytest.approx(0.5, abs=0.02)
     assert run["teacher_share"] == pytest.approx(0.5, abs=0.02)
-    assert_same_run(one_process_run, tmp_path / "zero3")
+    assert_same_run(one_process_run, tmp_path / "sharded")

@@ -51,8 +51,8 @@ def test_the_heads_own_optimizer_resumes_from_a_checkpoint(tmp_path):
     assert (tmp_path / HEAD_OPTIMIZER_NAME).is_file() and not (tmp_path / f"{HEAD_OPTIMIZER_NAME}.partial").exists()
     resumed_heads, resumed = heads_and_optimizer(tmp_path)
     resumed_heads.load_state_dict(heads.state_dict())
-    assert resumed.load(str(tmp_path), "cpu")
-    assert not resumed.load(str(tmp_path / "elsewhere"), "cpu")
+    assert resumed.load(str(tmp_path))
+    assert not resumed.load(str(tmp_path / "elsewhere"))
     for step in range(3, 6):
         train_step(heads, optimizer, step)
         train_step(resumed_heads, resumed, step)

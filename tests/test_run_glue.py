@@ -254,6 +254,53 @@ def test_two_processes_keep_identical_banks(tiny_teachers, glue_dir, tmp_path):
     assert (output_dir / "model.safetensors").is_file()
 
 
+SHARDED_CONFIGS = {
+    "fsdp": ("--fsdp_config", {"version": 2, "transformer_layer_cls_to_wrap": ["BertLayer"]}),
+    # A DeepSpeed config as users write them, with the student's optimizer and schedule in it.
+    "zero3": (
+        "--deepspeed",
+        {
+            "zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
+            "optimizer": {"type": "AdamW", "params": {"lr": "auto", "weight_decay": "auto"}},
+            "scheduler": {"type": "WarmupDecayLR", "params": {"total_num_steps": "auto", "warmup_num_steps": "auto"}},
+            "train_micro_batch_size_per_gpu": "auto",
+            "train_batch_size": "auto",
+            "gradient_accumulation_steps": "auto",
+            "gradient_clipping": "auto",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("sharding", ["fsdp", "zero3"])
+def test_sharded_runs_train_checkpoint_resume_and_evaluate_the_teacher(sharding, tiny_teachers, glue_dir, tmp_path):
+    """The example on two CPU processes under FSDP 2 or DeepSpeed ZeRO-3: training, checkpoints with the heads'
+    own optimizer, the saved student, the teacher evaluated side by side, and a resumed run that ends where the
+    uninterrupted one did."""
+    if sharding == "zero3":
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install -e '.[dev]' installs it)")
+    flag, config = SHARDED_CONFIGS[sharding]
+    config_file = tmp_path / f"{sharding}.json"
+    config_file.write_text(json.dumps(config))
+    output_dir = tmp_path / "student"
+    args = common_args(glue_dir, output_dir, "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_layers", "2", "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2"]
+    args += ["--per_device_train_batch_size", "4", "--report_to", "none", "--measure_speedup", "false"]
+    args += [flag, str(config_file), *(["--fsdp", "full_shard"] if sharding == "fsdp" else [])]
+    launch_on_two_cpu_processes("run_glue_distill", args, sharding)
+    finished = json.loads((output_dir / "all_results.json").read_text())
+    summary = json.loads((output_dir / "distillation_summary.json").read_text())
+    assert math.isfinite(summary["teacher"]["eval_accuracy"]) and summary["teacher"]["parameters"] > 0
+    checkpoint = output_dir / "checkpoint-2"
+    assert (checkpoint / "wcord_distiller.safetensors").is_file()
+    assert (checkpoint / "wcord_head_optimizer.pt").is_file(), "the heads' own optimizer and schedule"
+    assert (output_dir / "model.safetensors").is_file()
+    launch_on_two_cpu_processes("run_glue_distill", [*args, "--resume_from_checkpoint", str(checkpoint)], sharding)
+    resumed = json.loads((output_dir / "all_results.json").read_text())
+    assert resumed["eval_loss"] == pytest.approx(finished["eval_loss"], rel=1e-6, abs=0)
+    assert resumed["eval_accuracy"] == finished["eval_accuracy"]
+
+
 @pytest.mark.parametrize("task_name", ["sst2", "mnli", "stsb"])
 def test_do_predict_writes_glue_submission_files(task_name, distill_script, tiny_teachers, glue_dir, tmp_path):
     task = GLUE_TASKS[task_name]

@@ -12,8 +12,8 @@ from ..teacher_inputs import student_inputs, teacher_inputs
 
 
 def parameter_count(model: nn.Module) -> int:
-    """Number of parameters (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
+    """Number of parameters (trainable or not), whole also where DeepSpeed ZeRO-3 partitions them (`ds_numel`)."""
+    return sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
 
 
 @torch.no_grad()

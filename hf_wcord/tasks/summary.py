@@ -2,46 +2,69 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from torch.utils.data import DataLoader
+from transformers import EvalPrediction, Trainer
+from transformers.utils import logging
 
 from .cli import eval_prefix
 from .profiling import inference_speedup, parameter_count
 
+logger = logging.get_logger(__name__)
+
 SUMMARY_NAME = "distillation_summary.json"
 
 
+@torch.no_grad()
 def evaluate_model(
     model: nn.Module,
     evaluation: dict[str, Any],
-    like: TrainingArguments,
+    trainer: Trainer,
     collator: Callable,
     compute_metrics: Callable | None,
 ) -> dict[str, float]:
-    """Evaluate `model` on each split with the batch size and precision of `like`; metrics named as in
-    `evaluate_splits` (`eval_<metric>`, or `eval_<split>_<metric>` with several splits)."""
+    """Evaluate `model` (the distillation trainer's teacher, as the trainer prepared it) on each split as `trainer`
+    evaluates the student: the trainer's accelerator splits the batches over the processes (each process runs every
+    forward pass, which a model sharded by FSDP or ZeRO-3 needs) and gathers the predictions. Returns `eval_loss`
+    (when the model returns a loss) and the metrics, named as in `evaluate_splits` (`eval_<metric>`, or
+    `eval_<split>_<metric>` with several splits)."""
+    accelerator = trainer.accelerator
+    was_training = model.training
+    model.eval()
     results: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="teacher_eval_") as scratch:
-        args = TrainingArguments(
-            output_dir=scratch,
-            per_device_eval_batch_size=like.per_device_eval_batch_size,
-            bf16=like.bf16,
-            fp16=like.fp16,
-            report_to="none",
-            use_cpu=like.use_cpu,
-            remove_unused_columns=like.remove_unused_columns,
-        )
-        trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=compute_metrics)
-        for split, dataset in evaluation.items():
-            prefix = eval_prefix(split, len(evaluation))
-            results.update(trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix))
+    for split, dataset in evaluation.items():
+        prefix = eval_prefix(split, len(evaluation))
+        if trainer.args.remove_unused_columns:
+            dataset = model_columns(dataset, accelerator.unwrap_model(model))
+        loader = DataLoader(dataset, batch_size=trainer.args.per_device_eval_batch_size, collate_fn=collator)
+        logits, labels, losses = [], [], []
+        for batch in accelerator.prepare_data_loader(loader):
+            outputs = model(**batch)
+            batch_logits, batch_labels = accelerator.gather_for_metrics((outputs.logits, batch["labels"]))
+            logits.append(batch_logits.float().cpu())
+            labels.append(batch_labels.cpu())
+            if outputs.get("loss") is not None:
+                losses.append(accelerator.gather_for_metrics(outputs.loss.float().repeat(len(batch["labels"]))))
+        if losses:
+            results[f"{prefix}_loss"] = torch.cat(losses).mean().item()
+        if compute_metrics is not None:
+            prediction = EvalPrediction(predictions=torch.cat(logits).numpy(), label_ids=torch.cat(labels).numpy())
+            results.update({f"{prefix}_{name}": value for name, value in compute_metrics(prediction).items()})
+    model.train(was_training)
     return results
+
+
+def model_columns(dataset: Any, model: nn.Module) -> Any:
+    """`dataset` without the columns that `model.forward` does not take (labels kept), as the Trainer does."""
+    accepted = set(inspect.signature(model.forward).parameters) | {"label", "label_ids", "labels"}
+    return dataset.remove_columns([name for name in dataset.column_names if name not in accepted])
 
 
 def distillation_summary(
@@ -58,7 +81,9 @@ def distillation_summary(
         "teacher": {"name": teacher_name, "parameters": parameter_count(teacher), **(teacher_results or {})},
         "student": {"parameters": parameter_count(student), **student_results},
     }
-    if speed_batch is not None and trainer.is_world_process_zero():
+    if speed_batch is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        logger.info("The inference speed-up is not measured: FSDP or DeepSpeed shards the models over the processes.")
+    elif speed_batch is not None and trainer.is_world_process_zero():
         batch = {name: value.to(student.device) for name, value in speed_batch.items()}
         summary["speedup"] = inference_speedup(teacher.to(student.device), student, batch)
         summary["speedup_batch_size"] = len(next(iter(batch.values())))
