@@ -46,7 +46,8 @@ def evaluate_model(
         loader = DataLoader(dataset, batch_size=trainer.args.per_device_eval_batch_size, collate_fn=collator)
         logits, labels, losses = [], [], []
         for batch in accelerator.prepare_data_loader(loader):
-            outputs = model(**batch)
+            with accelerator.autocast():  # the run's mixed precision, as the Trainer evaluates
+                outputs = model(**batch)
             batch_logits, batch_labels = accelerator.gather_for_metrics((outputs.logits, batch["labels"]))
             logits.append(batch_logits.float().cpu())
             labels.append(batch_labels.cpu())
