@@ -85,15 +85,6 @@ class DistillationDataCollator:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         batch = self.student([student_inputs(feature) for feature in features])
         if has_teacher_inputs(features[0]):
-            teacher_batch = self.teacher(
-                [
-                    {
-                        name.removeprefix(TEACHER_PREFIX): feature[name]
-                        for name in feature
-                        if name.startswith(TEACHER_PREFIX)
-                    }
-                    for feature in features
-                ]
-            )
+            teacher_batch = self.teacher([teacher_inputs(feature) for feature in features])
             batch.update({f"{TEACHER_PREFIX}{name}": value for name, value in teacher_batch.items()})
         return batch

@@ -27,7 +27,7 @@ from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
 from .negatives import bank_size, report_store_size, representation_ramp, warm_negative_stores
-from .optimization import HEAD_OPTIMIZER_NAME, SeparateHeadOptimizer, add_head_parameter_group, clip_head_gradients
+from .optimization import HEAD_OPTIMIZER_NAME, SeparateHeadOptimizer, add_head_parameter_group
 from .student import gathered_parameters
 from .teacher import is_regression, prepare_teacher
 from .teacher_cache import (
@@ -363,7 +363,7 @@ class WCoRDTrainer(Trainer):
         (a norm of their own, so that the student's clipping is the same with or without the heads)."""
         norm = super()._clip_grad_norm(model)
         if self.distiller is not None:
-            clip_head_gradients(self.distiller, self.args.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.distiller.parameters(), self.args.max_grad_norm)
         return norm
 
     def training_step(

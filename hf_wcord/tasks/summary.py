@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from transformers import EvalPrediction, Trainer
 from transformers.utils import logging
 
+from ..teacher_inputs import LABEL_COLUMNS
 from .cli import eval_prefix
 from .profiling import inference_speedup, parameter_count
 
@@ -64,7 +65,7 @@ def evaluate_model(
 
 def model_columns(dataset: Any, model: nn.Module) -> Any:
     """`dataset` without the columns that `model.forward` does not take (labels kept), as the Trainer does."""
-    accepted = set(inspect.signature(model.forward).parameters) | {"label", "label_ids", "labels"}
+    accepted = set(inspect.signature(model.forward).parameters) | set(LABEL_COLUMNS)
     return dataset.remove_columns([name for name in dataset.column_names if name not in accepted])
 
 
