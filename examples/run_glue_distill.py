@@ -26,7 +26,6 @@ from typing import Any
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -39,6 +38,7 @@ from hf_wcord.tasks.cli import (
     HubLoadingArguments,
     end_processes,
     evaluate_splits,
+    load_tokenizer,
     parse_arguments,
     setup_logging,
     train_and_record,
@@ -202,17 +202,19 @@ def load_tokenizers(
     """The student's tokenizer, and the teacher's when its vocabulary differs (else None: both read the same
     input_ids). The student's is `--tokenizer_name`, else the one saved with `--student_name_or_path`, else the
     teacher's; a student made from teacher layers always reads the teacher's."""
-    teacher_tokenizer = AutoTokenizer.from_pretrained(
-        model_args.teacher_tokenizer_name or model_args.teacher_name_or_path, **teacher_hub_kwargs(model_args)
+    teacher_tokenizer = load_tokenizer(
+        model_args.teacher_tokenizer_name or model_args.teacher_name_or_path,
+        "--teacher_tokenizer_name",
+        **teacher_hub_kwargs(model_args),
     )
     if model_args.student_layers and not model_args.student_name_or_path:
         return teacher_tokenizer, None
     tokenizer = None
     if model_args.tokenizer_name:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, **model_args.hub_kwargs)
+        tokenizer = load_tokenizer(model_args.tokenizer_name, "--tokenizer_name", **model_args.hub_kwargs)
     elif model_args.student_name_or_path:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model_args.student_name_or_path, **model_args.hub_kwargs)
+            tokenizer = load_tokenizer(model_args.student_name_or_path, "--tokenizer_name", **model_args.hub_kwargs)
         except (OSError, ValueError):
             logger.info("The student has no tokenizer of its own: it reads the teacher's.")
     if tokenizer is None or tokenizer.get_vocab() == teacher_tokenizer.get_vocab():

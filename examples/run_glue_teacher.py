@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
     Trainer,
     TrainingArguments,
@@ -27,6 +26,7 @@ from hf_wcord.tasks.cli import (
     HubLoadingArguments,
     end_processes,
     evaluate_splits,
+    load_tokenizer,
     parse_arguments,
     setup_logging,
     train_and_record,
@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     set_seed(training_args.seed)
     raw, task = load_glue(data_args, model_args.cache_dir, model_args.token)
     hub_kwargs = model_args.hub_kwargs
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub_kwargs)
+    tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
+    tokenizer = load_tokenizer(tokenizer_source, "--tokenizer_name", **hub_kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_args.model_name_or_path,
         **task_head_kwargs(task),

@@ -225,6 +225,22 @@ def test_teacher_without_a_trained_head_is_refused(distill_script, glue_dir, tmp
         distill_script.main(args + ["--student_layers", "1"])
 
 
+def test_teacher_folder_without_a_tokenizer_is_refused_naming_the_flag(
+    distill_script, glue_dir, tmp_path, tokenizer, tiny_teachers
+):
+    """transformers builds a tokenizer of special tokens alone, without an error, from a model folder with no
+    tokenizer files; distilling with it would feed the teacher unknown tokens only."""
+    weights_only = tmp_path / "weights_only"
+    tiny_bert(32, 2, num_labels=2).save_pretrained(weights_only)
+    args = common_args(glue_dir, tmp_path / "out", "sst2") + ["--teacher_name_or_path", str(weights_only)]
+    with pytest.raises(ValueError, match="holds no tokenizer.*--teacher_tokenizer_name"):
+        distill_script.main(args + ["--student_layers", "1"])
+    results = distill_script.main(
+        args + ["--student_layers", "1", "--teacher_tokenizer_name", tiny_teachers[2], "--measure_speedup", "false"]
+    )
+    assert math.isfinite(results["eval_accuracy"])
+
+
 def test_teacher_for_another_label_space_is_refused(distill_script, tiny_teachers, glue_dir, tmp_path):
     args = common_args(glue_dir, tmp_path / "out", "mnli") + ["--teacher_name_or_path", tiny_teachers[2]]
     with pytest.raises(ValueError, match="predicts 2 labels but mnli has 3"):

@@ -14,7 +14,7 @@ from typing import Any
 import datasets
 import transformers
 import yaml
-from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers import AutoTokenizer, HfArgumentParser, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
 CONFIG_FILE_EXTENSIONS = (".yaml", ".yml", ".json")
 
@@ -88,6 +88,20 @@ def parse_arguments(dataclass_types: Sequence[type], argv: Sequence[str] | None 
             if action.dest in values:
                 action.required = False
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def load_tokenizer(name_or_path: str, flag: str, **hub_kwargs: Any) -> PreTrainedTokenizerBase:
+    """`AutoTokenizer.from_pretrained`, refusing a tokenizer that knows nothing but its special tokens: transformers
+    builds one, without an error, from a model folder that holds no tokenizer files, and it would turn every word
+    into the unknown token. `flag` names the option that points at another tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **hub_kwargs)
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise ValueError(
+            f"{name_or_path} holds no tokenizer: the one loaded from it knows only its {len(tokenizer)} special "
+            f"tokens, so every word would be unknown. Save the tokenizer beside the model "
+            f"(`tokenizer.save_pretrained`), or name one with {flag}."
+        )
+    return tokenizer
 
 
 def refuse_predict(training_args: TrainingArguments) -> None:
