@@ -23,7 +23,10 @@ TASKS = (*TEXT_TASKS, "fashion_mnist")
 class Budget:
     """Data sizes and optimisation settings of one task; the students' learning rates are candidates, chosen for
     CE alone on the held-out split and then used by every method of that student. The teacher trains on the first
-    `teacher_train_examples` of its `teacher_examples` (all of them when None); the held-out slice follows them."""
+    `teacher_train_examples` of its `teacher_examples` (all of them when None); the held-out slice starts at
+    `heldout_start` (default: after them), and on SST-2 a further `pool_report_examples` training-pool sentences
+    after it are reported beside the dev set. `max_steps`, when set, fixes the optimizer steps whatever the data
+    size (a learning curve's small sizes run more epochs)."""
 
     teacher_examples: int
     teacher_epochs: int
@@ -37,6 +40,9 @@ class Budget:
     warmup_ratio: float
     student_learning_rates: dict[str, tuple[float, ...]]
     teacher_train_examples: int | None = None
+    max_steps: int | None = None
+    heldout_start: int | None = None
+    pool_report_examples: int = 0
 
     @property
     def students(self) -> tuple[str, ...]:
@@ -44,7 +50,7 @@ class Budget:
 
     @property
     def optimizer_steps(self) -> int:
-        return self.epochs * -(-self.train_examples // self.batch_size)
+        return self.max_steps or self.epochs * -(-self.train_examples // self.batch_size)
 
 
 SUITES: dict[str, dict[str, Budget]] = {
@@ -86,12 +92,16 @@ def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any, teacher_tokenizer
     pool, evaluation = tokenize_glue(raw, task, tokenizer, data_args, seed=0, teacher_tokenizer=teacher_tokenizer)
     pool = pool.remove_columns("idx")
     first = budget.teacher_examples
+    start = budget.heldout_start or first
+    reported = start + budget.heldout_examples
     splits = {
         "teacher": pool.select(range(first)),
         "train": pool.select(range(budget.train_examples)),
-        "heldout": pool.select(range(first, first + budget.heldout_examples)),
+        "heldout": pool.select(range(start, reported)),
         "eval": evaluation["validation"].select(range(budget.eval_examples or len(evaluation["validation"]))),
     }
+    if budget.pool_report_examples:
+        splits["pool"] = pool.select(range(reported, reported + budget.pool_report_examples))
     for name in ("teacher", "train"):
         splits[name] = splits[name].add_column("idx", list(range(len(splits[name]))))
     return splits

@@ -37,6 +37,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "wcord+kd, queue 1024": {"negatives_source": "queue", "num_negatives": 1024},
 }
 TEXT_ONLY = ("wcord+kd, cls/uniform",)
+CURVE_METHODS = ("ce", "kd", "crd+kd", "wcord+kd")
 QUICK_METHODS = ("ce", "kd", "wcord+kd", "wcord+kd tuned")
 # The teacher comparison (MiniLM-L6 vs MPNet teacher, the same pretrained MiniLM student) runs the main three.
 TEACHER_COMPARISON_STUDENTS = ("minilm3",)
@@ -93,6 +94,7 @@ def train_student(
     student = make_student(task, student_name, teacher, seed)
     args = WCoRDConfig(
         num_train_epochs=budget.epochs,
+        max_steps=budget.max_steps or -1,
         per_device_train_batch_size=budget.batch_size,
         learning_rate=learning_rate,
         warmup_steps=budget.warmup_ratio,
@@ -115,7 +117,9 @@ def train_student(
     seconds = time.perf_counter() - start
     prediction = trainer.predict(splits["eval"])
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    pool = {"pool": trainer.evaluate(splits["pool"])["eval_accuracy"]} if "pool" in splits else {}
     return {
+        **pool,
         "heldout": trainer.evaluate(splits["heldout"])["eval_accuracy"],
         "eval": prediction.metrics["test_accuracy"],
         "eval_majority_share": majority_share(logits),

@@ -1,0 +1,147 @@
+"""Learning curves: CE, KD, CRD + KD and WCoRD + KD over the number of training examples, at a fixed step budget.
+
+A student without a CNN's inductive bias (vit-tiny) or without pretraining (narrow) trained on little data is where a
+teacher's representation should transfer most. Each point of a curve is a cell with its own JSON file:
+
+- fashion_mnist, vit-tiny: 500, 1,000, 2,000 and 8,000 training images (a subset of the CNN teacher's 20,000), 750
+  optimizer steps of 64 images at every size, reported on all 10,000 test images;
+- sst2, narrow (random-init BERT, 256 x 4): 1,000, 2,000, 4,000 and 16,000 training sentences, 500 steps of 16,
+  reported on the dev set (872) and on 5,000 training-pool sentences that no teacher or student trained on.
+
+Protocol: no per-point tuning for any method. Every method runs at its library defaults (the WCoRD weights were chosen
+once for all cells, on selection seeds: see the README) with the learning rate of the student's default cell. Runs
+are paired: for a seed, every method has the same student initialisation and data order. The report gives each
+method's mean and the paired differences with their 95% t-interval over seeds.
+
+    python benchmarks/quality/run_curves.py --curves vit-tiny --sizes 500 1000 --methods ce kd
+    python benchmarks/quality/run_curves.py --report_only
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import tempfile
+import time
+
+from cells import DEFAULT_DATA, Budget, collator_for, load_splits, minilm_folder, train_teacher
+from curve_report import write_curve_report
+from protocol import CURVE_METHODS, METHODS, REPORTED_SEEDS, train_student
+from run_quality import CellRecorder, environment, without_defaults
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# student -> (task, sizes, budget factory)
+CURVES = {
+    "vit-tiny": (
+        "fashion_mnist",
+        (500, 1000, 2000, 8000),
+        lambda size: Budget(20000, 5, 2e-3, 128, size, 1000, None, 1, 64, 0.1, {"vit-tiny": (1e-3,)}, max_steps=750),
+    ),
+    "narrow": (
+        "sst2",
+        (1000, 2000, 4000, 16000),
+        lambda size: Budget(
+            10000,
+            1,
+            1e-4,
+            32,
+            size,
+            1000,
+            None,
+            1,
+            16,
+            0.1,
+            {"narrow": (5e-4,)},
+            max_steps=500,
+            heldout_start=16000,
+            pool_report_examples=5000,
+        ),
+    ),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--curves", nargs="+", default=list(CURVES), choices=list(CURVES))
+    parser.add_argument("--sizes", nargs="+", type=int, default=None, help="Only these sizes (default: all).")
+    parser.add_argument("--methods", nargs="+", default=list(CURVE_METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
+    parser.add_argument("--data_dir", default=DEFAULT_DATA)
+    parser.add_argument("--output_dir", default=os.path.join(HERE, "results_curves"))
+    parser.add_argument(
+        "--work_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality", "default")
+    )
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--report_only", action="store_true")
+    cli = parser.parse_args()
+    os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
+    if cli.report_only:
+        print(write_curve_report(cli.output_dir))
+        return
+
+    import torch
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if cli.threads:
+        torch.set_num_threads(cli.threads)
+    hf_logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
+    cache_root = tempfile.mkdtemp(prefix="curve_cache_")
+    for student in cli.curves:
+        task, sizes, make_budget = CURVES[student]
+        for size in [s for s in sizes if cli.sizes is None or s in cli.sizes]:
+            started = time.perf_counter()
+            budget = make_budget(size)
+            splits = load_splits(task, cli.data_dir, budget, tokenizer)
+            teacher, teacher_scores = train_teacher(
+                task, budget, splits, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer, ""
+            )
+            teacher.requires_grad_(False).eval()
+            collator = collator_for(task, tokenizer)
+            header = {
+                "suite": "curve",
+                "task": task,
+                "student": student,
+                "train_examples": size,
+                "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
+                "teacher": teacher_scores,
+                "environment": environment(),
+                "arguments": sys.argv[1:],
+            }
+            path = os.path.join(cli.output_dir, "cells", f"{task}__{student}__{size}.json")
+            recorder = CellRecorder(path, header, resume=True)
+            (learning_rate,) = budget.student_learning_rates[student]
+            for seed in cli.seeds:
+                for method in cli.methods:
+                    settings = without_defaults(METHODS[method])
+                    key = {"method": method, "phase": "final", "seed": seed, "settings": settings}
+                    key["learning_rate"] = learning_rate
+                    train = functools.partial(
+                        train_student,
+                        task,
+                        budget,
+                        splits,
+                        teacher,
+                        student,
+                        settings,
+                        learning_rate,
+                        seed,
+                        cache_root,
+                        collator,
+                    )
+                    record = recorder.run(key, train)
+                    print(
+                        f"{student} {size} {method} seed {seed}: eval {record['eval']:.4f} "
+                        f"({record['train_seconds']:.0f} s)",
+                        flush=True,
+                    )
+            recorder.save(minutes=(time.perf_counter() - started) / 60)
+    print(write_curve_report(cli.output_dir))
+
+
+if __name__ == "__main__":
+    main()
