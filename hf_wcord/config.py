@@ -16,7 +16,9 @@ SINKHORN_BACKENDS = ("log_domain", "geomloss")
 LIPSCHITZ_CHOICES = ("spectral", "gradient_penalty", "none")
 BANK_DTYPES = ("float32", "float16", "bfloat16")
 HEAD_TYPES = ("linear", "mlp")
-GLOBAL_OBJECTIVES = ("infonce", "dual")
+GLOBAL_OBJECTIVES = ("infonce", "dual", "nce")
+BANK_CONTENTS = ("features", "embeddings")
+STANDARDIZE_STATISTICS = ("running", "batch")
 DEFAULT_NUM_NEGATIVES = 16384
 
 
@@ -46,13 +48,13 @@ class WCoRDConfig(TrainingArguments):
         default=4.0, metadata={"help": "Softmax temperature T of the KD term; the term is scaled by T^2."}
     )
     lambda_global: float = field(
-        default=0.8,
+        default=0.2,
         metadata={
             "help": "Weight of the global contrastive term (dual form of the Wasserstein distance). 0 disables it."
         },
     )
     lambda_local: float = field(
-        default=0.1,
+        default=0.5,
         metadata={"help": "Weight of the local in-batch Sinkhorn term (primal optimal transport). 0 disables it."},
     )
     layer_map: str = field(
@@ -109,6 +111,18 @@ class WCoRDConfig(TrainingArguments):
             )
         },
     )
+    standardize_statistics: str = field(
+        default="running",
+        metadata={
+            "help": (
+                "Statistics of the standardisation in training. 'running': constants of each step (set from the whole "
+                "training set after the memory-bank fill, then an exponential moving average of the batches), so the "
+                "critic is a fixed function of each example and its Lipschitz constant holds while training; "
+                "'batch': v0.2's batch statistics with the gradient through them (the critic value of one example "
+                "then depends on the whole batch)."
+            )
+        },
+    )
     gradient_penalty_weight: float = field(
         default=10.0, metadata={"help": "Weight of the gradient penalty when `lipschitz='gradient_penalty'`."}
     )
@@ -120,7 +134,9 @@ class WCoRDConfig(TrainingArguments):
         metadata={
             "help": (
                 "'infonce': the contrastive (log-sum-exp) lower bound of the Wasserstein dependency measure; "
-                "'dual': the plain Kantorovich dual, mean positive critic minus mean negative critic (ablation)."
+                "'dual': the plain Kantorovich dual, mean positive critic minus mean negative critic (ablation); "
+                "'nce': CRD's NCE loss as RepDistiller computes it, with the memory bank's positives (the CRD "
+                "baseline: use it with `lipschitz='none'`, `standardize_features=False`, `bank_content='embeddings'`)."
             )
         },
     )
@@ -150,6 +166,28 @@ class WCoRDConfig(TrainingArguments):
                 "Give every negative a real embedding: before the first step a no-gradient pass over the training set "
                 "fills each memory-bank slot (nearly free with the teacher cache), and slots or queue entries never "
                 "written are masked. False: v0.1's stores, which start as random unit vectors used as negatives."
+            )
+        },
+    )
+    bank_content: str = field(
+        default="features",
+        metadata={
+            "help": (
+                "What the memory bank (or queue) stores. 'features': each example's pooled features (before the "
+                "heads), projected with today's heads at every step, so that negatives come from the same critic "
+                "as the positive (the teacher's are exact: it is frozen); 'embeddings': the heads' outputs when the "
+                "was last seen, mixed with `bank_momentum` (CRD's bank; v0.2's default)."
+            )
+        },
+    )
+    critic_warmup_steps: int = field(
+        default=200,
+        metadata={
+            "help": (
+                "Steps that train the projection heads alone on the filled feature bank before the student's first "
+                "step (Adam at `head_learning_rate`, no student or teacher forward), so that the critic has learned "
+                "the contrastive task before its gradient reaches the student. Needs `bank_content='features'` and "
+                "a memory bank; 0 turns it off."
             )
         },
     )
@@ -267,6 +305,8 @@ class WCoRDConfig(TrainingArguments):
         for name in ("kd_temperature", "contrast_temperature", "sinkhorn_eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
+        if self.critic_warmup_steps < 0:
+            raise ValueError(f"`critic_warmup_steps` must be >= 0, got {self.critic_warmup_steps}.")
         for name in ("feat_dim", "num_negatives", "sinkhorn_iters"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
@@ -284,6 +324,8 @@ class WCoRDConfig(TrainingArguments):
             ("bank_dtype", BANK_DTYPES),
             ("head_type", HEAD_TYPES),
             ("global_objective", GLOBAL_OBJECTIVES),
+            ("bank_content", BANK_CONTENTS),
+            ("standardize_statistics", STANDARDIZE_STATISTICS),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"`{name}` must be one of {', '.join(choices)}; got {getattr(self, name)!r}.")
@@ -294,6 +336,11 @@ class WCoRDConfig(TrainingArguments):
             raise ValueError(
                 "`sinkhorn_backend='geomloss'` differentiates through geomloss' dual potentials only (the envelope "
                 "gradient): set `sinkhorn_detach_plan=True` or use `sinkhorn_backend='log_domain'`."
+            )
+        if self.global_objective == "nce" and self.bank_content != "embeddings":
+            raise ValueError(
+                "`global_objective='nce'` (CRD) takes its positives from the memory bank's stored embeddings: set "
+                "`bank_content='embeddings'`."
             )
         if self.layer_weights is not None and any(w < 0 for w in self.layer_weights):
             raise ValueError(f"`layer_weights` must be >= 0, got {self.layer_weights}.")

@@ -6,16 +6,18 @@ state dict goes into every checkpoint so that a resumed run continues exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .config import DEFAULT_NUM_NEGATIVES, WCoRDConfig
-from .heads import ProjectionHead, critic_gradient_penalty
-from .losses.contrastive import WassersteinContrastiveLoss
+from .heads import ProjectionHead, critic_gradient_penalty, critic_lipschitz_constant
+from .losses.contrastive import WassersteinContrastiveLoss, contrastive_diagnostics
+from .losses.crd import CRDNCELoss
 from .losses.memory import FeatureQueue, MemoryBank
-from .losses.sinkhorn import SinkhornLoss
+from .losses.sinkhorn import SinkhornLoss, plan_diagnostics
 
 GatherFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -30,6 +32,16 @@ class WCoRDDistiller(nn.Module):
 
     In the local term the teacher embeddings are targets (sg = stop-gradient): the teacher heads learn from the
     global term only, so they cannot lower the transport cost by collapsing both point clouds onto one point.
+
+    With `bank_content='features'` the stores hold pooled features, and each step's negatives are today's heads
+    applied to them: the positive and the negatives come from the same critic (and the teacher's negatives are exact,
+    the teacher being frozen). With `global_objective='nce'` the global term is CRD's ([`CRDNCELoss`], bank positives).
+
+    After each training forward, `diagnostics` holds what the critic knows on that batch (detached, averaged over the
+    pairs): per direction the contrastive accuracy and the positive's probability, the measured Lipschitz ratio of
+    the critic on the batch (its largest difference quotient over the stated bound), the staleness of the bank (the
+    cosine between the batch's stored student embeddings and their fresh ones), and the Sinkhorn plan's entropy and
+    marginal error.
 
     Args:
         teacher_dims: width of each pooled teacher feature, one per layer pair.
@@ -68,24 +80,41 @@ class WCoRDDistiller(nn.Module):
 
         def head(dim: int) -> ProjectionHead:
             return ProjectionHead(
-                dim, config.feat_dim, config.head_type, config.lipschitz, config.standardize_features
+                dim,
+                config.feat_dim,
+                config.head_type,
+                config.lipschitz,
+                config.standardize_features,
+                config.standardize_statistics,
             )
 
         self.teacher_heads = nn.ModuleList(head(dim) for dim in teacher_dims)
         self.student_heads = nn.ModuleList(head(dim) for dim in student_dims)
         sphere = config.lipschitz == "none"
-        cold_start = not config.warm_negatives
-
+        self.stores_features = config.bank_content == "features"
+        cold_start = not config.warm_negatives and not self.stores_features
         dtype = getattr(torch, config.bank_dtype)
 
-        def store() -> nn.Module:
+        def store(feature_dim: int) -> nn.Module:
+            dim = feature_dim if self.stores_features else config.feat_dim
             if num_slots is not None:
-                return MemoryBank(num_slots, config.feat_dim, config.bank_momentum, sphere, cold_start, dtype)
-            return FeatureQueue(self.num_negatives, config.feat_dim, sphere, cold_start, dtype)
+                return MemoryBank(
+                    num_slots, dim, config.bank_momentum, sphere, cold_start, dtype, raw=self.stores_features
+                )
+            return FeatureQueue(self.num_negatives, dim, sphere, cold_start, dtype)
 
-        self.teacher_stores = nn.ModuleList(store() for _ in range(num_pairs))
-        self.student_stores = nn.ModuleList(store() for _ in range(num_pairs))
-        self.global_loss = WassersteinContrastiveLoss(config.contrast_temperature, config.global_objective)
+        self.teacher_stores = nn.ModuleList(store(dim) for dim in teacher_dims)
+        self.student_stores = nn.ModuleList(store(dim) for dim in student_dims)
+        self.temperature = config.contrast_temperature
+        self.uses_nce = config.global_objective == "nce"
+        if self.uses_nce and num_slots is None:
+            raise ValueError(
+                "`global_objective='nce'` (CRD) takes its positives from the memory bank, but the negatives come from "
+                "a queue: keep the index column in the dataset, or use `global_objective='infonce'`."
+            )
+        objective = "infonce" if self.uses_nce else config.global_objective
+        self.global_loss = WassersteinContrastiveLoss(config.contrast_temperature, objective)
+        self.crd_loss = CRDNCELoss(num_slots, config.contrast_temperature) if self.uses_nce else None
         self.local_loss = SinkhornLoss(
             config.sinkhorn_eps,
             config.sinkhorn_iters,
@@ -95,6 +124,7 @@ class WCoRDDistiller(nn.Module):
         )
         self.gather: GatherFn | None = None
         self.gather_local_batch: GatherFn | None = None
+        self.diagnostics: dict[str, torch.Tensor] = {}
 
     @property
     def store_bytes(self) -> int:
@@ -131,6 +161,7 @@ class WCoRDDistiller(nn.Module):
         global_term, local_term, penalty = zero, zero, zero
         updates = []
         local_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        diagnostics: list[dict[str, torch.Tensor]] = []
         if self.compute_global:
             # One draw of K slots per step, shared by every pair's stores (each pair has its own bank).
             slots, excluded = self.teacher_stores[0].draw(self.num_negatives, index, labels)
@@ -139,35 +170,114 @@ class WCoRDDistiller(nn.Module):
                 zip(teacher_features, student_features, strict=True)
             ):
                 weight = self.layer_weights[pair]
+                teacher_feature, student_feature = teacher_feature.detach().float(), student_feature.float()
                 teacher_head, student_head = self.teacher_heads[pair], self.student_heads[pair]
-                teacher_standardized = teacher_head.standardize(teacher_feature.detach().float())
-                student_standardized = student_head.standardize(student_feature.float())
+                bound = critic_lipschitz_constant(teacher_head, student_head, self.temperature)
+                teacher_standardized = teacher_head.standardize(teacher_feature)
+                student_standardized = student_head.standardize(student_feature)
                 t = teacher_head.embed(teacher_standardized)
                 s = student_head.embed(student_standardized)
+                pair_diagnostics = {}
                 if self.compute_global:
-                    teacher_negatives = self.teacher_stores[pair].negatives(slots)
-                    student_negatives = self.student_stores[pair].negatives(slots)
-                    global_term = global_term + weight * self.global_loss(
-                        t, s, teacher_negatives, student_negatives, excluded
-                    )
+                    term, pair_diagnostics = self._global_term(pair, t, s, slots, excluded, index)
+                    global_term = global_term + weight * term
                 if self.compute_local:
                     local_pairs.append((t.detach(), s))
                 if self.use_gradient_penalty and self.training:
                     penalty = penalty + critic_gradient_penalty(
                         teacher_head, student_head, teacher_standardized, student_standardized
                     )
-                updates.append((t.detach(), s.detach()))
+                if self.training:
+                    pair_diagnostics.update(
+                        critic_diagnostics(
+                            teacher_feature, student_feature.detach(), t.detach(), s.detach(), self.temperature, bound
+                        )
+                    )
+                    diagnostics.append(pair_diagnostics)
+                if self.stores_features:
+                    updates.append((teacher_feature, student_feature.detach()))
+                else:
+                    updates.append((t.detach(), s.detach()))
             if self.compute_local:
-                local_term = self._local_term(local_pairs)
+                local_term, plan_stats = self._local_term(local_pairs)
+                if self.training:
+                    diagnostics.append(plan_stats)
         if self.compute_global:
             terms["global"] = global_term
         if self.compute_local:
             terms["local"] = local_term
         if self.use_gradient_penalty and self.training:
             terms["gradient_penalty"] = penalty
+        if self.training:
+            self.diagnostics = average_diagnostics(diagnostics)
         if self.training and self.compute_global:
             self._update_stores(updates, index, labels)
         return terms
+
+    def _global_term(
+        self,
+        pair: int,
+        t: torch.Tensor,
+        s: torch.Tensor,
+        slots: torch.Tensor | None,
+        excluded: torch.Tensor,
+        index: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One pair's global term and its diagnostics (per direction: accuracy and positive probability)."""
+        teacher_store, student_store = self.teacher_stores[pair], self.student_stores[pair]
+        teacher_negatives = self.stored_embeddings(pair, "teacher", teacher_store.negatives(slots))
+        student_negatives = self.stored_embeddings(pair, "student", student_store.negatives(slots))
+        diagnostics: dict[str, torch.Tensor] = {}
+        if self.uses_nce:
+            index = index.to(teacher_store.memory.device).long()
+            term, (teacher_scores, student_scores) = self.crd_loss(
+                t,
+                s,
+                (student_store.negatives(index), student_negatives),
+                (teacher_store.negatives(index), teacher_negatives),
+                excluded if excluded.shape[0] == t.shape[0] else None,
+            )
+            directions = {
+                "teacher": (teacher_scores[:, 0], teacher_scores[:, 1:]),
+                "student": (student_scores[:, 0], student_scores[:, 1:]),
+            }
+        else:
+            directions = {
+                "teacher": self.global_loss.scores(t, s, student_negatives, excluded),
+                "student": self.global_loss.scores(s, t, teacher_negatives, excluded),
+            }
+            term = 0.5 * sum(self.global_loss.loss_from_scores(*scores) for scores in directions.values())
+            if self.uses_bank and index is not None:
+                own = self.stored_embeddings(pair, "student", student_store.negatives(index.to(t.device).long()))
+                written = student_store.written.index_select(0, index.to(t.device).long())
+                if written.any():
+                    cosine = nn.functional.cosine_similarity(own[written].detach(), s[written].detach(), dim=1)
+                    diagnostics["bank_staleness_cosine"] = cosine.mean()
+        if self.training:
+            for side, (positive, negative) in directions.items():
+                for name, value in contrastive_diagnostics(positive.detach(), negative.detach()).items():
+                    diagnostics[f"{side}_anchored_{name}"] = value
+        return term, diagnostics
+
+    def stored_embeddings(self, pair: int, side: str, stored: torch.Tensor) -> torch.Tensor:
+        """Stored vectors as the critic's embeddings: today's heads applied to stored features, or the stored
+        embeddings as they are."""
+        if not self.stores_features:
+            return stored
+        heads = self.teacher_heads if side == "teacher" else self.student_heads
+        return heads[pair].embed_stored(stored)
+
+    @torch.no_grad()
+    def fit_standardizers(self) -> None:
+        """Set every standardiser's statistics to those of the stored features of the whole training set (after
+        the warm fill of a feature bank)."""
+        if not self.stores_features:
+            return
+        for heads, stores in ((self.teacher_heads, self.teacher_stores), (self.student_heads, self.student_stores)):
+            for head, store in zip(heads, stores, strict=True):
+                stored = store.stored()
+                if hasattr(head.standardize, "fit") and stored.shape[0] > 1:
+                    head.standardize.fit(stored)
 
     @torch.no_grad()
     def fill(
@@ -184,17 +294,24 @@ class WCoRDDistiller(nn.Module):
             for pair, (teacher_feature, student_feature) in enumerate(
                 zip(teacher_features, student_features, strict=True)
             ):
+                if self.stores_features:
+                    updates.append((teacher_feature.float(), student_feature.float()))
+                    continue
                 t = self.teacher_heads[pair](teacher_feature.float())
                 updates.append((t, self.student_heads[pair](student_feature.float())))
         self._update_stores(updates, index, labels if self.label_aware else None)
 
-    def _local_term(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """sum_l w_l * L_local(sg(t_l), s_l), every pair's Sinkhorn problem solved in one batched call."""
+    def _local_term(
+        self, pairs: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """sum_l w_l * L_local(sg(t_l), s_l), every pair's Sinkhorn problem solved in one batched call, and the
+        plans' diagnostics."""
         if self.gather_local_batch is not None:
             pairs = [(self.gather_local_batch(t), self.gather_local_batch(s)) for t, s in pairs]
         teacher = torch.stack([t for t, _ in pairs])
         student = torch.stack([s for _, s in pairs])
-        return (self.layer_weights * self.local_loss(teacher, student)).sum()
+        values, plan = self.local_loss.solve(teacher, student)
+        return (self.layer_weights * values).sum(), plan_diagnostics(plan) if plan is not None else {}
 
     def _update_stores(
         self,
@@ -211,3 +328,38 @@ class WCoRDDistiller(nn.Module):
         for pair, (t, s) in enumerate(updates):
             self.teacher_stores[pair].update(index, gather(t), labels)
             self.student_stores[pair].update(index, gather(s), labels)
+
+
+@torch.no_grad()
+def critic_diagnostics(
+    teacher_features: torch.Tensor,
+    student_features: torch.Tensor,
+    t: torch.Tensor,
+    s: torch.Tensor,
+    temperature: float,
+    bound: float,
+) -> dict[str, torch.Tensor]:
+    r"""The critic's measured Lipschitz ratio on a batch of n >= 2: the largest difference quotient of
+    g(x, y) = <t(x), s(y)> / tau over the batch's pairs of examples, over the stated bound L (<= 1 while the constraint
+    holds; not reported for an unconstrained critic, whose bound is infinite):
+
+        critic_lipschitz_ratio = max_{i != j} |g(x_i, y_i) - g(x_j, y_j)| / ||(x_i, y_i) - (x_j, y_j)|| / L
+    """
+    if t.shape[0] < 2 or not math.isfinite(bound):
+        return {}
+    critic = (t * s).sum(dim=1) / temperature
+    squared = (
+        torch.cdist(teacher_features, teacher_features) ** 2 + torch.cdist(student_features, student_features) ** 2
+    )
+    quotient = (critic[:, None] - critic[None, :]).abs() / squared.sqrt().clamp_min(1e-12)
+    quotient = quotient.masked_fill(torch.eye(t.shape[0], dtype=torch.bool, device=t.device), 0.0)
+    return {"critic_lipschitz_ratio": quotient.max() / bound}
+
+
+def average_diagnostics(entries: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each diagnostic's mean over the entries (layer pairs) that hold it."""
+    totals: dict[str, list[torch.Tensor]] = {}
+    for entry in entries:
+        for name, value in entry.items():
+            totals.setdefault(name, []).append(value.float())
+    return {name: torch.stack(values).mean() for name, values in totals.items()}

@@ -66,6 +66,9 @@ def batch_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return mean, variance, int(rows.item())
 
 
+STATISTICS_CHOICES = ("running", "batch")
+
+
 class FeatureStandardizer(nn.BatchNorm1d):
     r"""Per-dimension standardisation to unit root-mean-square norm, with no learned parameters:
 
@@ -73,36 +76,68 @@ class FeatureStandardizer(nn.BatchNorm1d):
 
     The eps is relative to the data's own variance, so a dimension that barely varies is not blown up (an absolute
     eps of 1e-5 multiplies features with variance 1e-7 by 316), and the 1/sqrt(D) keeps ||z|| near 1 whatever the
-    width D, so that the heads' unit Lipschitz bound is on the scale of the data. Statistics are those of the
-    batch in training (of the global batch with several processes; running statistics for a batch of one) and the
-    running ones in evaluation; they are updated once per training forward. As in batch normalisation, the gradient
-    flows through the batch statistics: the terms are invariant to a shift or rescaling of a feature over the
-    batch, and so is their gradient (with the statistics held constant, the student was pushed to rescale its
-    features without end; a ViT student fell from 0.81 to 0.61 held-out accuracy).
+    width D, so that the heads' unit Lipschitz bound is on the scale of the data.
+
+    `statistics="running"` (default): in training too, the mean and variance are running statistics, constants of the
+    step (no gradient through them), so the critic is one fixed function of each example's features and its Lipschitz
+    constant holds while training. They are set exactly from the whole training set by [`fit`] (after the memory-bank
+    fill), or from the first batch, and then follow the features with an exponential moving average (`momentum`) of
+    each training batch's statistics, updated after the batch is standardised.
+
+    `statistics="batch"`: v0.2's batch normalisation: the statistics of the (global) batch in training, with the
+    gradient flowing through them; the critic value of one example then depends on the whole batch.
     """
 
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim, affine=False)
+    def __init__(self, dim: int, statistics: str = "running", momentum: float = 0.01) -> None:
+        if statistics not in STATISTICS_CHOICES:
+            raise ValueError(f"Unknown standardiser statistics {statistics!r}: use 'running' or 'batch'.")
+        super().__init__(dim, affine=False, momentum=momentum if statistics == "running" else 0.1)
+        self.statistics = statistics
 
     def scale(self, variance: torch.Tensor) -> torch.Tensor:
         """The per-dimension factor c for the given variances."""
         regularised = variance + RELATIVE_EPS * variance.mean() + 1e-12
         return regularised.mul(variance.numel()).rsqrt()
 
+    def transform(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardise with the running statistics, changing no state."""
+        return (features.float() - self.running_mean) * self.scale(self.running_var)
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor) -> None:
+        """Set the running statistics to those of `features` (rows: examples), e.g. the whole training set."""
+        features = features.float()
+        self.running_mean.copy_(features.mean(dim=0))
+        self.running_var.copy_(features.var(dim=0, unbiased=features.shape[0] > 1))
+        self.num_batches_tracked.fill_(1)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         features = features.float()
-        if self.training and features.shape[0] > 1:
-            mean, variance, rows = batch_statistics(features)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(variance * rows / (rows - 1), self.momentum)
-                self.num_batches_tracked.add_(1)
-        else:
-            mean, variance = self.running_mean, self.running_var
-        return (features - mean) * self.scale(variance)
+        if not self.training or features.shape[0] < 2:
+            return self.transform(features)
+        mean, variance, rows = batch_statistics(features)
+        if self.statistics == "batch":
+            self._track(mean, variance, rows)
+            return (features - mean) * self.scale(variance)
+        if self.num_batches_tracked.item() == 0:
+            self.fit_batch(mean, variance, rows)
+        standardized = self.transform(features)
+        self._track(mean, variance, rows)
+        return standardized
+
+    @torch.no_grad()
+    def fit_batch(self, mean: torch.Tensor, variance: torch.Tensor, rows: int) -> None:
+        self.running_mean.copy_(mean)
+        self.running_var.copy_(variance * rows / (rows - 1))
+
+    @torch.no_grad()
+    def _track(self, mean: torch.Tensor, variance: torch.Tensor, rows: int) -> None:
+        self.running_mean.lerp_(mean.detach(), self.momentum)
+        self.running_var.lerp_(variance.detach() * rows / (rows - 1), self.momentum)
+        self.num_batches_tracked.add_(1)
 
     def current_scale(self) -> torch.Tensor:
-        """The factor c of the running statistics (the one evaluation uses)."""
+        """The factor c of the running statistics (the one evaluation, and training with running statistics, use)."""
         return self.scale(self.running_var)
 
 
@@ -124,12 +159,13 @@ class ProjectionHead(nn.Module):
         head_type: str = "linear",
         lipschitz: str = "spectral",
         standardize: bool = True,
+        statistics: str = "running",
     ) -> None:
         super().__init__()
         if lipschitz not in ("spectral", "gradient_penalty", "none"):
             raise ValueError(f"Unknown Lipschitz method {lipschitz!r}: use 'spectral', 'gradient_penalty' or 'none'.")
         self.lipschitz = lipschitz
-        self.standardize = FeatureStandardizer(in_dim) if standardize else nn.Identity()
+        self.standardize = FeatureStandardizer(in_dim, statistics) if standardize else nn.Identity()
         bias = lipschitz == "none"
         if head_type == "linear":
             layers: list[nn.Module] = [nn.Linear(in_dim, out_dim, bias=bias)]
@@ -151,6 +187,13 @@ class ProjectionHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.embed(self.standardize(features.float()))
 
+    def embed_stored(self, features: torch.Tensor) -> torch.Tensor:
+        """f(standardize(x)) for stored features x (memory-bank negatives), with the running statistics and no update
+        to them: today's critic applied to features written earlier."""
+        if isinstance(self.standardize, FeatureStandardizer):
+            return self.embed(self.standardize.transform(features))
+        return self.embed(features.float())
+
     def weight_norm_bound(self) -> float:
         """Product of the exact spectral norms of the linear maps: f's Lipschitz constant in z (ball heads)."""
         bound = 1.0
@@ -160,8 +203,9 @@ class ProjectionHead(nn.Module):
         return bound
 
     def lipschitz_bound(self) -> float:
-        """Lipschitz constant of x -> f(standardize(x)) in the raw features, with the running statistics:
-        max_d c_d times [`weight_norm_bound`]. Infinite for CRD's normalised head."""
+        """Lipschitz constant of x -> f(standardize(x)) in the raw features, with the running statistics (in
+        evaluation, and in training with `statistics="running"`): max_d c_d times [`weight_norm_bound`]. Infinite for
+        CRD's normalised head."""
         if self.lipschitz == "none":
             return math.inf
         if not isinstance(self.standardize, FeatureStandardizer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -20,6 +21,7 @@ from .checkpoints import (
     save_distiller_state,
 )
 from .config import WCoRDConfig
+from .critic_warmup import can_warm_up_critic, warm_up_critic
 from .distiller import WCoRDDistiller
 from .distributed import average_gradients, check_ranks_agree, gather_with_grad, state_digest
 from .features import get_hidden_states, pooled_features
@@ -117,6 +119,11 @@ class WCoRDTrainer(Trainer):
         self.head_optimizer: SeparateHeadOptimizer | None = None
         self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._term_batches = 0
+        self._diagnostic_totals: dict[str, torch.Tensor] = defaultdict(
+            lambda: torch.zeros((), device=self.args.device)
+        )
+        self._diagnostic_counts: dict[str, int] = defaultdict(int)
+        self.critic_warmup_report: dict[str, float] = {}
         self.model_card_info = ModelCardInfo()
         if self.args.uses_representation_terms and self.train_dataset is not None:
             self.distiller = self._build_distiller()
@@ -301,6 +308,8 @@ class WCoRDTrainer(Trainer):
         warm = self.distiller is not None and self.distiller.uses_bank and self.args.warm_negatives
         if warm and not resume_from_checkpoint:
             self.warm_negative_stores()
+            self.distiller.fit_standardizers()
+            self.warm_up_critic()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self.verify_distiller_sync()
         return output
@@ -333,6 +342,31 @@ class WCoRDTrainer(Trainer):
                 disable_progress=self.args.disable_tqdm or not self.is_local_process_zero(),
             )
         student.train(was_training)
+
+    def warm_up_critic(self) -> None:
+        """Train the heads alone on the filled feature bank for `critic_warmup_steps` steps (see
+        [`~hf_wcord.critic_warmup.warm_up_critic`]); what the critic then knows is logged and goes into the first
+        training log as `wcord/critic_warmup_*`."""
+        steps = self.args.critic_warmup_steps
+        if steps == 0 or self.distiller is None or not self.distiller.compute_global:
+            return
+        if not can_warm_up_critic(self.distiller):
+            logger.warning(
+                "`critic_warmup_steps` is set, but the critic warm-up trains on a memory bank of features "
+                "(`bank_content='features'` with the index column, global objective 'infonce' or 'dual'): skipped."
+            )
+            return
+        started = time.perf_counter()
+        report = warm_up_critic(
+            self.distiller,
+            steps,
+            self.args.per_device_train_batch_size * self.accelerator.num_processes,
+            self.args.head_learning_rate or self.args.learning_rate,
+            self.args.seed,
+        )
+        report["seconds"] = time.perf_counter() - started
+        self.critic_warmup_report = {f"wcord/critic_warmup_{name}": value for name, value in report.items()}
+        logger.info(f"WCoRD critic after {steps} warm-up steps: {report}")
 
     # ---- Optimisation ----
 
@@ -410,6 +444,10 @@ class WCoRDTrainer(Trainer):
         for name, value in terms.items():
             self._term_totals[name] += value.detach().float()
         self._term_batches += 1
+        if self.distiller is not None:
+            for name, value in self.distiller.diagnostics.items():
+                self._diagnostic_totals[name] += value
+                self._diagnostic_counts[name] += 1
         return (loss, student_outputs) if return_outputs else loss
 
     def _check_finite_inputs(self, inputs: dict[str, Any]) -> None:
@@ -491,13 +529,22 @@ class WCoRDTrainer(Trainer):
     # ---- Logging ----
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the mean of each loss term since the last training log (`loss_ce`, `loss_kd`, ...)."""
+        """Add the mean of each loss term since the last training log (`loss_ce`, `loss_kd`, ...) and of the
+        distiller's diagnostics (`wcord/teacher_anchored_accuracy`, `wcord/critic_lipschitz_ratio`, ...; see
+        [`WCoRDDistiller`]), and, in the first training log, what the critic knew after its warm-up."""
         if "loss" in logs and self._term_batches:
             for name, total in self._term_totals.items():
                 mean = self.accelerator.reduce(total / self._term_batches, reduction="mean")
                 logs[f"loss_{name}"] = round(mean.item(), 6)
+            for name, total in self._diagnostic_totals.items():
+                mean = self.accelerator.reduce(total / self._diagnostic_counts[name], reduction="mean")
+                logs[f"wcord/{name}"] = round(mean.item(), 6)
+            logs.update(self.critic_warmup_report)
+            self.critic_warmup_report = {}
             self._term_totals.clear()
             self._term_batches = 0
+            self._diagnostic_totals.clear()
+            self._diagnostic_counts.clear()
         super().log(logs, start_time)
 
     # ---- Checkpoints and the saved student ----

@@ -76,8 +76,22 @@ def test_the_loss_terms_fall_across_tokenizers(tmp_path, tokenizer, teacher_toke
     assert all(math.isfinite(entry[term]) for entry in logs for term in TERMS)
     first, last = logs[0], logs[-1]
     assert last["loss_local"] < first["loss_local"]
-    assert last["loss_kd"] < first["loss_kd"]
     assert last["loss_global"] < first["loss_global"]
+    # The tiny random teacher's logits are nearly uniform (KD starts near 0.002), so CE and the representation terms
+    # outweigh KD's pull: KD alone must bring the student to the teacher read in its own tokenization.
+    kd_only = make_cross_trainer(
+        tmp_path,
+        tokenizer,
+        teacher_tokenizer,
+        two_tokenizations,
+        max_steps=40,
+        alpha_ce=0.0,
+        lambda_global=0.0,
+        lambda_local=0.0,
+    )
+    kd_only.train()
+    kd_logs = training_logs(kd_only)
+    assert kd_logs[-1]["loss_kd"] < kd_logs[0]["loss_kd"]
 
 
 def test_teacher_features_are_pooled_with_the_teachers_own_mask(

@@ -78,6 +78,34 @@ def test_spectral_critic_stays_within_its_stated_lipschitz_constant():
     assert ratio > bound / 10
 
 
+def test_spectral_critic_keeps_its_constant_in_training_mode():
+    """In training the heads standardise with running statistics, constants of the step: the critic of each training
+    forward is one fixed function, within the constant stated at that step, for pairs that share the batch."""
+    teacher_head, student_head = _trained_critic("spectral")
+    teacher_head.train()
+    student_head.train()
+    torch.manual_seed(1)
+    x, y = _paired_features(128)
+    offset_x = (1e-2 * torch.randn_like(x)).requires_grad_(True)
+    offset_y = (1e-2 * torch.randn_like(y)).requires_grad_(True)
+    start_x, start_y = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([start_x, start_y, offset_x, offset_y], lr=0.5)
+    worst = 0.0
+    for _ in range(150):
+        bound = critic_lipschitz_constant(teacher_head, student_head, TAU)
+        batch_x = torch.cat([start_x, start_x + offset_x])
+        batch_y = torch.cat([start_y, start_y + offset_y])
+        critic = (teacher_head(batch_x) * student_head(batch_y)).sum(dim=-1) / TAU
+        distance = torch.cat([offset_x, offset_y], dim=-1).norm(dim=-1)
+        ratio = (critic[:128] - critic[128:]).abs() / distance
+        worst = max(worst, ratio.max().item() / bound)
+        optimizer.zero_grad()
+        (-ratio.sum()).backward()
+        optimizer.step()
+    assert worst <= 1 + 1e-3
+    assert worst > 0.1
+
+
 def test_unconstrained_crd_head_exceeds_that_constant():
     teacher_head, student_head = _trained_critic("none")
     assert critic_lipschitz_constant(teacher_head, student_head, TAU) == math.inf
@@ -138,8 +166,29 @@ def test_standardizer_eps_is_relative_to_the_data_variance():
     assert out.pow(2).sum(dim=1).mean().item() == pytest.approx(0.75, rel=0.05)
 
 
-def test_standardizer_updates_its_statistics_once_per_training_forward_and_differentiates_through_them():
+def test_running_standardizer_holds_its_statistics_constant_within_a_step_and_then_tracks_the_batches():
+    torch.manual_seed(0)
     standardizer = FeatureStandardizer(3)
+    first = torch.randn(8, 3) * 4 + 2
+    standardizer(first)  # the first batch sets the statistics
+    assert torch.allclose(standardizer.running_mean, first.mean(dim=0))
+    before = standardizer.running_mean.clone(), standardizer.running_var.clone()
+    features = (torch.randn(8, 3) * 4 + 2).requires_grad_(True)
+    out = standardizer(features)
+    # In training, the output is that of a fixed function (the statistics before the step) ...
+    expected = (features - before[0]) * standardizer.scale(before[1])
+    assert torch.allclose(out, expected)
+    # ... with no gradient through the statistics: d out / d x = c.
+    (gradient,) = torch.autograd.grad(out.sum(), features)
+    assert torch.allclose(gradient, standardizer.scale(before[1]).expand(8, 3))
+    # After the step, the statistics move towards the batch's with the momentum.
+    assert torch.allclose(standardizer.running_mean, torch.lerp(before[0], features.detach().mean(dim=0), 0.01))
+    standardizer.fit(torch.arange(12.0).reshape(4, 3))
+    assert standardizer.running_mean.tolist() == [4.5, 5.5, 6.5]
+
+
+def test_batch_standardizer_updates_its_statistics_once_per_training_forward_and_differentiates_through_them():
+    standardizer = FeatureStandardizer(3, statistics="batch")
     features = torch.randn(8, 3, requires_grad=True)
     out = standardizer(features)
     assert int(standardizer.num_batches_tracked) == 1

@@ -18,16 +18,43 @@ SELECTION_SEED = 100
 REPORTED_SEEDS = (0, 1, 2)
 
 KD_ONLY = {"lambda_global": 0.0, "lambda_local": 0.0}
-# Final methods: their fixed settings. "crd-infonce+kd" is CRD's critic (unconstrained head normalize(W z + b)) and
-# cold memory bank with WCoRD's InfoNCE loss on fresh positives and the same last-layer features; it is not
-# RepDistiller's NCE loss with bank positives.
+# CRD as RepDistiller runs it: Linear + L2 normalisation of the raw last feature (no standardiser), NCE with the
+# bank's positives, a cold bank of embeddings with momentum 0.5, K = 16,384 or N - 1, tau 0.07, weight 0.8 on the two
+# directions summed, no ramp.
+CRD = {
+    "global_objective": "nce",
+    "lipschitz": "none",
+    "standardize_features": False,
+    "bank_content": "embeddings",
+    "warm_negatives": False,
+    "critic_warmup_steps": 0,
+    "representation_warmup_ratio": 0.0,
+    "lambda_global": 0.8,
+    "lambda_local": 0.0,
+}
+# Final methods: their fixed settings. "crd-infonce+kd" is v0.2's stand-in for CRD (CRD's head and a cold bank of
+# embeddings with WCoRD's InfoNCE on fresh positives); it is not RepDistiller's NCE loss with bank positives.
 METHODS: dict[str, dict[str, Any]] = {
     "ce": {"alpha_kd": 0.0, **KD_ONLY},
     "kd": dict(KD_ONLY),
-    "crd-infonce+kd": {"lambda_local": 0.0, "lipschitz": "none", "warm_negatives": False},
+    "crd+kd": CRD,
+    "crd-infonce+kd": {
+        "lambda_global": 0.8,
+        "lambda_local": 0.0,
+        "lipschitz": "none",
+        "warm_negatives": False,
+        "bank_content": "embeddings",
+        "critic_warmup_steps": 0,
+        "standardize_statistics": "batch",
+    },
     "wcord+kd": {},
     "wcord+kd tuned": {},
-    # Ablations: the defaults with one fix undone.
+    # Ablations: the defaults with one fix undone. The stale bank stores the heads' embeddings (v0.2's bank), which
+    # also turns the critic warm-up off (it trains on stored features): compare it with "no critic warm-up".
+    "wcord+kd, no critic warm-up": {"critic_warmup_steps": 0},
+    "wcord+kd, stale bank": {"bank_content": "embeddings"},
+    "wcord+kd, batch statistics": {"standardize_statistics": "batch"},
+    "wcord+kd, v0.2 weights": {"lambda_global": 0.8, "lambda_local": 0.1},
     "wcord+kd, crd head": {"lipschitz": "none"},
     "wcord+kd, cold bank": {"warm_negatives": False},
     "wcord+kd, cls/uniform": {"layer_map": "uniform", "pooling": "first"},

@@ -36,6 +36,31 @@ class WassersteinContrastiveLoss(nn.Module):
         self.temperature = temperature
         self.objective = objective
 
+    def scores(
+        self,
+        anchors: torch.Tensor,
+        positives: torch.Tensor,
+        negatives: torch.Tensor,
+        excluded: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Critic values g of anchors `(n, d)` with their positives `(n,)` and with the shared negatives `(n, K)`, in
+        fp32; `excluded` (`(n, K)` or `(1, K)`) negatives are set to -inf."""
+        anchors, positives, negatives = anchors.float(), positives.float(), negatives.float()
+        positive_scores = (anchors * positives).sum(dim=1) / self.temperature
+        negative_scores = anchors @ negatives.T / self.temperature
+        if excluded is not None:
+            negative_scores = negative_scores.masked_fill(excluded, float("-inf"))
+        return positive_scores, negative_scores
+
+    def loss_from_scores(self, positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> torch.Tensor:
+        """One direction's loss from [`scores`] (excluded negatives at -inf)."""
+        if self.objective == "dual":
+            kept = torch.isfinite(negative_scores)
+            negative_mean = negative_scores.masked_fill(~kept, 0.0).sum(dim=1) / kept.sum(dim=1).clamp_min(1)
+            return negative_mean.mean() - positive_scores.mean()
+        all_scores = torch.cat([positive_scores[:, None], negative_scores], dim=1)
+        return (torch.logsumexp(all_scores, dim=1) - positive_scores).mean()
+
     def one_direction(
         self,
         anchors: torch.Tensor,
@@ -45,19 +70,7 @@ class WassersteinContrastiveLoss(nn.Module):
     ) -> torch.Tensor:
         """Loss for anchors `(n, d)` with positives `(n, d)` and shared negatives `(K, d)`; `excluded` is `(n, K)` or
         `(1, K)`."""
-        anchors, positives, negatives = anchors.float(), positives.float(), negatives.float()
-        positive_scores = (anchors * positives).sum(dim=1) / self.temperature
-        negative_scores = anchors @ negatives.T / self.temperature
-        if self.objective == "dual":
-            if excluded is None:
-                return negative_scores.mean() - positive_scores.mean()
-            kept = (~excluded).float()
-            negative_mean = (negative_scores * kept).sum(dim=1) / kept.sum(dim=1).clamp_min(1.0)
-            return negative_mean.mean() - positive_scores.mean()
-        if excluded is not None:
-            negative_scores = negative_scores.masked_fill(excluded, float("-inf"))
-        all_scores = torch.cat([positive_scores[:, None], negative_scores], dim=1)
-        return (torch.logsumexp(all_scores, dim=1) - positive_scores).mean()
+        return self.loss_from_scores(*self.scores(anchors, positives, negatives, excluded))
 
     def forward(
         self,
@@ -70,3 +83,14 @@ class WassersteinContrastiveLoss(nn.Module):
         teacher_anchored = self.one_direction(teacher_embeddings, student_embeddings, student_negatives, excluded)
         student_anchored = self.one_direction(student_embeddings, teacher_embeddings, teacher_negatives, excluded)
         return 0.5 * (teacher_anchored + student_anchored)
+
+
+@torch.no_grad()
+def contrastive_diagnostics(positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the critic knows, from one direction's scores: `accuracy`, the share of anchors whose positive scores
+    above every (kept) negative, and `positive_probability`, the positive's mean softmax probability among the
+    positive and the negatives."""
+    all_scores = torch.cat([positive_scores[:, None], negative_scores], dim=1).float()
+    probability = torch.softmax(all_scores, dim=1)[:, 0]
+    beats = positive_scores > negative_scores.max(dim=1).values
+    return {"accuracy": beats.float().mean(), "positive_probability": probability.mean()}

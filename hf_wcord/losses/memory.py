@@ -48,7 +48,9 @@ class MemoryBank(nn.Module):
 
         bank[i] <- renorm(m * bank[i] + (1 - m) * v_i)
 
-    (renorm: onto the unit sphere for unit embeddings, `sphere=True`; onto the unit ball otherwise). Negatives are K
+    (renorm: onto the unit sphere for unit embeddings, `sphere=True`; onto the unit ball otherwise). With `raw=True`
+    the bank stores pooled features instead (before the heads): each write replaces the slot, with no momentum and no
+    renormalisation, and the reader projects them with today's heads. Negatives are K
     slots drawn uniformly with replacement, shared by the whole batch (one matmul against them), with a mask that
     flags the draws that hit an anchor's own slot, a slot never written, or (label-aware) a slot of the anchor's
     class. The slots are stored in `dtype` (float16 halves the bank's memory); updates and reads are in fp32.
@@ -62,10 +64,12 @@ class MemoryBank(nn.Module):
         sphere: bool = True,
         cold_start: bool = False,
         dtype: torch.dtype = torch.float32,
+        raw: bool = False,
     ) -> None:
         super().__init__()
-        self.momentum = momentum
+        self.momentum = 0.0 if raw else momentum
         self.sphere = sphere
+        self.raw = raw
         initial = _random_unit_rows(num_slots, dim) if cold_start else torch.zeros(num_slots, dim)
         self.register_buffer("memory", initial.to(dtype))
         self.register_buffer("written", torch.full((num_slots,), cold_start))
@@ -94,6 +98,10 @@ class MemoryBank(nn.Module):
     def fraction_written(self) -> float:
         return self.written.float().mean().item()
 
+    def stored(self) -> torch.Tensor:
+        """Every written slot's vector `(W, d)`, in fp32."""
+        return self.memory[self.written].float()
+
     @torch.no_grad()
     def update(self, index: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Write (first time) or momentum-update the slots of `index` with the (detached) `embeddings`."""
@@ -106,7 +114,9 @@ class MemoryBank(nn.Module):
         embeddings = embeddings.detach().float()
         momentum = torch.where(self.written[index], self.momentum, 0.0)[:, None]
         mixed = momentum * self.memory[index].float() + (1.0 - momentum) * embeddings
-        self.memory.index_copy_(0, index, _renormalize(mixed, self.sphere).to(self.memory.dtype))
+        if not self.raw:
+            mixed = _renormalize(mixed, self.sphere)
+        self.memory.index_copy_(0, index, mixed.to(self.memory.dtype))
         self.written[index] = True
         if labels is not None:
             self.labels[index] = labels.to(self.labels.device).long()
@@ -139,6 +149,10 @@ class FeatureQueue(nn.Module):
         """Every entry is a candidate: return `(None, excluded (n, K))`."""
         entry_labels = self.labels if labels is not None else None
         return None, negatives_mask(self.written, self.index, entry_labels, index, labels)
+
+    def stored(self) -> torch.Tensor:
+        """Every written entry `(W, d)`, in fp32."""
+        return self.queue[self.written].float()
 
     def negatives(self, slots: None = None) -> torch.Tensor:
         """A copy of the whole queue `(K, d)` in fp32 (the queue itself changes in place before the backward pass)."""

@@ -128,13 +128,31 @@ class SinkhornLoss(nn.Module):
         self.backend = backend
         self.detach_plan = detach_plan
 
-    def forward(self, teacher_embeddings: torch.Tensor, student_embeddings: torch.Tensor) -> torch.Tensor:
-        """L_local for `(n, d)` embeddings (a scalar), or for a batch `(P, n, d)` of independent problems (`(P,)`)."""
+    def solve(
+        self, teacher_embeddings: torch.Tensor, student_embeddings: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """L_local and the plan P* (None with the geomloss backend, whose plan stays inside geomloss)."""
         if self.backend == "geomloss":
-            return geomloss_ot_value(teacher_embeddings, student_embeddings, self.eps)
+            return geomloss_ot_value(teacher_embeddings, student_embeddings, self.eps), None
         cost = cosine_cost(teacher_embeddings, student_embeddings)
         if self.detach_plan:
             plan = sinkhorn_plan(cost.detach(), self.eps, self.n_iters, tol=self.tol)
         else:
             plan = sinkhorn_plan(cost, self.eps, self.n_iters, tol=self.tol)
-        return (plan * cost).sum(dim=(-2, -1))
+        return (plan * cost).sum(dim=(-2, -1)), plan
+
+    def forward(self, teacher_embeddings: torch.Tensor, student_embeddings: torch.Tensor) -> torch.Tensor:
+        """L_local for `(n, d)` embeddings (a scalar), or for a batch `(P, n, d)` of independent problems (`(P,)`)."""
+        return self.solve(teacher_embeddings, student_embeddings)[0]
+
+
+@torch.no_grad()
+def plan_diagnostics(plan: torch.Tensor) -> dict[str, torch.Tensor]:
+    r"""How well a batch of plans `(..., n, m)` (uniform marginals) is solved and how spread it is, averaged over the
+    batch: `plan_entropy`, H(P) / log(n m) with H(P) = -sum_ij P_ij log P_ij (1: uniform coupling; log n / log(n m),
+    about 0.5: a permutation), and `marginal_error`, the L1 error of the row sums, sum_i |(P 1)_i - 1/n|."""
+    plan = plan.float()
+    n, m = plan.shape[-2:]
+    entropy = -torch.where(plan > 0, plan * plan.log(), torch.zeros_like(plan)).sum(dim=(-2, -1))
+    error = (plan.sum(dim=-1) - 1.0 / n).abs().sum(dim=-1)
+    return {"plan_entropy": (entropy / math.log(n * m)).mean(), "marginal_error": error.mean()}
