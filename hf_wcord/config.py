@@ -191,6 +191,10 @@ class WCoRDConfig(TrainingArguments):
             )
         },
     )
+    critic_warmup_learning_rate: float = field(
+        default=1e-3,
+        metadata={"help": "Adam learning rate of the heads during the critic warm-up."},
+    )
     label_aware_negatives: bool = field(
         default=False,
         metadata={

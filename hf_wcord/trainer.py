@@ -361,7 +361,7 @@ class WCoRDTrainer(Trainer):
             self.distiller,
             steps,
             self.args.per_device_train_batch_size * self.accelerator.num_processes,
-            self.args.head_learning_rate or self.args.learning_rate,
+            self.args.critic_warmup_learning_rate,
             self.args.seed,
         )
         report["seconds"] = time.perf_counter() - started
