@@ -65,7 +65,13 @@ def probe(student_name: str, size: int, data_dir: str, work_dir: str, learning_r
     for checkpoint in CHECKPOINTS:
         if checkpoint > done:
             started = time.perf_counter()
-            warm_up_critic(distiller, checkpoint - done, budget.batch_size, learning_rate or args.critic_warmup_learning_rate, done)
+            warm_up_critic(
+                distiller,
+                checkpoint - done,
+                budget.batch_size,
+                learning_rate or args.critic_warmup_learning_rate,
+                done,
+            )
             seconds += time.perf_counter() - started
             done = checkpoint
         torch.manual_seed(1)

@@ -50,7 +50,9 @@ class MemoryBank(nn.Module):
 
     (renorm: onto the unit sphere for unit embeddings, `sphere=True`; onto the unit ball otherwise). With `raw=True`
     the bank stores pooled features instead (before the heads): each write replaces the slot, with no momentum and no
-    renormalisation, and the reader projects them with today's heads. Negatives are K
+    renormalisation, and the reader projects them with today's heads. Features are stored relative to the mean of the
+    first batch written (`offset`), so that a float16 bank rounds the part that varies between examples and not the
+    large common component of pooled features. Negatives are K
     slots drawn uniformly with replacement, shared by the whole batch (one matmul against them), with a mask that
     flags the draws that hit an anchor's own slot, a slot never written, or (label-aware) a slot of the anchor's
     class. The slots are stored in `dtype` (float16 halves the bank's memory); updates and reads are in fp32.
@@ -74,6 +76,7 @@ class MemoryBank(nn.Module):
         self.register_buffer("memory", initial.to(dtype))
         self.register_buffer("written", torch.full((num_slots,), cold_start))
         self.register_buffer("labels", torch.full((num_slots,), -1, dtype=torch.long))
+        self.register_buffer("offset", torch.zeros(dim))
 
     @property
     def num_slots(self) -> int:
@@ -92,7 +95,7 @@ class MemoryBank(nn.Module):
 
     def negatives(self, slots: torch.Tensor) -> torch.Tensor:
         """The stored embeddings `(K, d)` at the drawn `slots`, in fp32."""
-        return self.memory.index_select(0, slots).float()
+        return self.memory.index_select(0, slots).float() + self.offset
 
     @property
     def fraction_written(self) -> float:
@@ -100,7 +103,7 @@ class MemoryBank(nn.Module):
 
     def stored(self) -> torch.Tensor:
         """Every written slot's vector `(W, d)`, in fp32."""
-        return self.memory[self.written].float()
+        return self.memory[self.written].float() + self.offset
 
     @torch.no_grad()
     def update(self, index: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> None:
@@ -112,11 +115,14 @@ class MemoryBank(nn.Module):
                 f"(got {int(index.min())}..{int(index.max())}): the index column must hold 0..N-1."
             )
         embeddings = embeddings.detach().float()
-        momentum = torch.where(self.written[index], self.momentum, 0.0)[:, None]
-        mixed = momentum * self.memory[index].float() + (1.0 - momentum) * embeddings
-        if not self.raw:
-            mixed = _renormalize(mixed, self.sphere)
-        self.memory.index_copy_(0, index, mixed.to(self.memory.dtype))
+        if self.raw:
+            if not self.written.any():
+                self.offset.copy_(embeddings.mean(dim=0))
+            self.memory.index_copy_(0, index, (embeddings - self.offset).to(self.memory.dtype))
+        else:
+            momentum = torch.where(self.written[index], self.momentum, 0.0)[:, None]
+            mixed = momentum * self.memory[index].float() + (1.0 - momentum) * embeddings
+            self.memory.index_copy_(0, index, _renormalize(mixed, self.sphere).to(self.memory.dtype))
         self.written[index] = True
         if labels is not None:
             self.labels[index] = labels.to(self.labels.device).long()
