@@ -52,7 +52,16 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
             scores.setdefault(run["method"], {})[run["seed"]] = run[metric]
             dev.setdefault(run["method"], {})[run["seed"]] = run["eval"]
     methods = [m for m in METHOD_ORDER if m in scores]
+    ablations = {
+        method: paired_difference(scores["wcord+kd"], values)
+        for method, values in scores.items()
+        if method not in METHOD_ORDER and "wcord+kd" in scores
+    }
     return {
+        "ablations": {
+            method: {"mean": statistics.fmean(scores[method].values()), "defaults_minus_it": difference}
+            for method, difference in ablations.items()
+        },
         "metric": metric,
         "means": {m: statistics.fmean(scores[m].values()) for m in methods},
         "stds": {m: statistics.stdev(scores[m].values()) if len(scores[m]) > 1 else 0.0 for m in methods},
@@ -108,7 +117,30 @@ def markdown(points: list[dict[str, Any]]) -> str:
             + " | ".join(differences)
             + f" | {summary['minutes']:.1f} |"
         )
+    lines += ablation_lines(points)
     return "\n".join(lines)
+
+
+def ablation_lines(points: list[dict[str, Any]]) -> list[str]:
+    """`wcord+kd` (the defaults) minus each ablation or variant, paired, where a point ran them."""
+    rows = []
+    for cell in points:
+        for method, entry in cell["summary"]["ablations"].items():
+            difference = format_difference(entry["defaults_minus_it"])
+            rows.append(
+                f"| {cell['student']} | {cell['train_examples']:,} | {method} | {entry['mean']:.4f} | {difference} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "What each change does: the defaults (`wcord+kd`) minus the ablation, paired, in points with the 95% "
+        "t-interval (positive: the change helps):",
+        "",
+        "| student | examples | ablation | its accuracy | defaults - ablation |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def plot(points: list[dict[str, Any]], path: str) -> bool:
