@@ -55,6 +55,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "wcord+kd, stale bank": {"bank_content": "embeddings"},
     "wcord+kd, batch statistics": {"standardize_statistics": "batch"},
     "wcord+kd, v0.2 weights": {"lambda_global": 0.8, "lambda_local": 0.1},
+    # Which term does what: each of the two terms alone on top of KD, at its default weight.
+    "kd+global": {"lambda_local": 0.0},
+    "kd+local": {"lambda_global": 0.0},
     "wcord+kd, crd head": {"lipschitz": "none"},
     "wcord+kd, cold bank": {"warm_negatives": False},
     "wcord+kd, cls/uniform": {"layer_map": "uniform", "pooling": "first"},
