@@ -102,7 +102,9 @@ class CellRecorder:
         """Write the cell; with `minutes`, record this invocation (its arguments and minutes) as finished."""
         if minutes is not None:
             self.invocations.append({"arguments": self.header["arguments"], "minutes": minutes})
-        payload = {**self.header, "runs": self.runs, "invocations": self.invocations}
+        # Earlier runs that this invocation did not ask for (another method subset) are kept.
+        kept = [record for record in self.previous if record not in self.runs]
+        payload = {**self.header, "runs": self.runs + kept, "invocations": self.invocations}
         with open(f"{self.path}.partial", "w") as handle:
             json.dump(payload, handle, indent=2)
         os.replace(f"{self.path}.partial", self.path)
