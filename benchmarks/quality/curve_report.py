@@ -169,6 +169,7 @@ def plot(points: list[dict[str, Any]], path: str) -> bool:
                 )
         axis.axhline(cells[0]["teacher"]["eval"], color="gray", linestyle="--", linewidth=1, label="teacher")
         axis.set_xscale("log")
+        axis.minorticks_off()
         axis.set_xticks(sizes, [f"{s:,}" for s in sizes])
         axis.set_xlabel("training examples (same optimizer steps at every size)")
         split = "5,000 held-out SST-2 sentences" if cells[0]["task"] == "sst2" else "test images"
