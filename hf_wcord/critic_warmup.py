@@ -29,7 +29,7 @@ def critic_loss(distiller: WCoRDDistiller, index: torch.Tensor) -> tuple[torch.T
     ):
         t = distiller.stored_embeddings(pair, "teacher", teacher_store.negatives(index))
         s = distiller.stored_embeddings(pair, "student", student_store.negatives(index))
-        term, pair_diagnostics = distiller._global_term(pair, t, s, slots, excluded, None)
+        term, pair_diagnostics = distiller.global_term(pair, t, s, slots, excluded, None)
         total = total + distiller.layer_weights[pair] * term
         diagnostics.append(pair_diagnostics)
     return total, average_diagnostics(diagnostics)

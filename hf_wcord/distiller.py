@@ -179,7 +179,7 @@ class WCoRDDistiller(nn.Module):
                 s = student_head.embed(student_standardized)
                 pair_diagnostics = {}
                 if self.compute_global:
-                    term, pair_diagnostics = self._global_term(pair, t, s, slots, excluded, index)
+                    term, pair_diagnostics = self.global_term(pair, t, s, slots, excluded, index)
                     global_term = global_term + weight * term
                 if self.compute_local:
                     local_pairs.append((t.detach(), s))
@@ -214,7 +214,7 @@ class WCoRDDistiller(nn.Module):
             self._update_stores(updates, index, labels)
         return terms
 
-    def _global_term(
+    def global_term(
         self,
         pair: int,
         t: torch.Tensor,
