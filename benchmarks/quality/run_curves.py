@@ -23,13 +23,12 @@ import argparse
 import functools
 import os
 import sys
-import tempfile
 import time
 
-from cells import DEFAULT_DATA, Budget, collator_for, load_splits, minilm_folder, train_teacher
+from cells import DEFAULT_DATA, Budget, collator_for, load_splits, train_teacher
 from curve_report import write_curve_report
 from protocol import CURVE_METHODS, METHODS, REPORTED_SEEDS, train_student
-from run_quality import CellRecorder, environment, without_defaults
+from run_quality import CellRecorder, environment, prepare_runs, without_defaults
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -82,15 +81,7 @@ def main() -> None:
         print(write_curve_report(cli.output_dir))
         return
 
-    import torch
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    if cli.threads:
-        torch.set_num_threads(cli.threads)
-    hf_logging.set_verbosity_error()
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    cache_root = tempfile.mkdtemp(prefix="curve_cache_")
+    tokenizer, cache_root = prepare_runs(cli.threads, "curve_cache_")
     for student in cli.curves:
         task, sizes, make_budget = CURVES[student]
         for size in [s for s in sizes if cli.sizes is None or s in cli.sizes]:

@@ -110,6 +110,19 @@ class CellRecorder:
         os.replace(f"{self.path}.partial", self.path)
 
 
+def prepare_runs(threads: int | None, cache_prefix: str) -> tuple[Any, str]:
+    """Set torch's threads and quiet transformers' logs; return the students' tokenizer (MiniLM's) and a fresh folder
+    for the teacher caches."""
+    import torch
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if threads:
+        torch.set_num_threads(threads)
+    hf_logging.set_verbosity_error()
+    return AutoTokenizer.from_pretrained(minilm_folder()), tempfile.mkdtemp(prefix=cache_prefix)
+
+
 def without_defaults(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that differ from WCoRDConfig's defaults (so that equal configurations compare equal)."""
     from hf_wcord import WCoRDConfig
@@ -197,15 +210,9 @@ def main() -> None:
         print(write_report(output_dir, suite))
         return
 
-    import torch
     from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    if cli.threads:
-        torch.set_num_threads(cli.threads)
-    hf_logging.set_verbosity_error()
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    cache_root = tempfile.mkdtemp(prefix="quality_cache_")
+    tokenizer, cache_root = prepare_runs(cli.threads, "quality_cache_")
     tasks = cli.tasks or list(SUITES[suite])
     unknown = [task for task in tasks if task not in SUITES[suite]]
     if unknown:
