@@ -10,6 +10,9 @@ The student comes from a Hub id or folder (`--student_name_or_path`), a config (
 init), or the teacher itself (`--student_layers 0,4,8,11` or a layer count). Every `WCoRDConfig` field is a flag.
 At the end the teacher and student are evaluated side by side, with parameter counts and the inference speed-up,
 written to `distillation_summary.json`. `--teacher_cache DIR` computes the teacher's outputs once and reuses them.
+Unlabeled transfer rows (`--transfer_file`, or `--transfer_dataset_name` with `--transfer_split`) are distilled on
+besides the labelled ones: the task loss reads the labelled rows, KD and the WCoRD terms every row
+(`--labelled_batch_share 0.25` keeps a quarter of each batch labelled).
 The teacher may have its own tokenizer (an MPNet or RoBERTa teacher, a BERT-class student): each model then reads its
 own tokenization of the same text (`--teacher_tokenizer_name` overrides the teacher's). `--do_predict` writes the
 student's predictions on the test split(s) in GLUE's submission format
@@ -53,6 +56,12 @@ from hf_wcord.tasks.glue import (
 )
 from hf_wcord.tasks.predictions import predict_test_splits, require_test_splits
 from hf_wcord.tasks.summary import distillation_summary, evaluate_model, write_summary
+from hf_wcord.tasks.transfer import (
+    TransferDataArguments,
+    load_transfer_text,
+    shared_text_rows,
+    tokenize_transfer_text,
+)
 from hf_wcord.teacher import resolve_dtype
 from hf_wcord.teacher_inputs import TEACHER_COLUMNS, as_teacher_dataset
 
@@ -235,9 +244,21 @@ def speed_batch(evaluation: dict[str, Any], collator: Any, size: int) -> dict[st
     return collator(list(dataset.select_columns(columns).select(range(min(len(dataset), size)))))
 
 
+def warn_of_shared_rows(transfer: Any, raw: Any, task: GlueTask) -> None:
+    """Warn when transfer rows repeat the text of evaluation rows (the student would have seen them)."""
+    for split in task.eval_splits:
+        if split in raw:
+            shared = shared_text_rows(transfer, raw[split], task)
+            if shared:
+                logger.warning(
+                    f"{shared:,} of the {len(transfer):,} transfer rows repeat a text of the {split} split: its "
+                    "scores would not be held out. Remove those rows from the transfer data."
+                )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    model_args, data_args, training_args = parse_arguments(
-        (DistillationModelArguments, GlueDataArguments, WCoRDConfig), argv
+    model_args, data_args, transfer_args, training_args = parse_arguments(
+        (DistillationModelArguments, GlueDataArguments, TransferDataArguments, WCoRDConfig), argv
     )
     setup_logging(training_args)
     set_seed(training_args.seed)
@@ -250,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raw, task, tokenizer, data_args, training_args.seed, training_args.index_column, teacher_tokenizer
         )
         test = tokenize_test_splits(raw, task, tokenizer, data_args) if training_args.do_predict else {}
+        transfer = load_transfer_text(transfer_args, task, training_args.seed, model_args.cache_dir, model_args.token)
+        if transfer is not None:
+            warn_of_shared_rows(transfer, raw, task)
+            transfer = tokenize_transfer_text(transfer, task, tokenizer, data_args, teacher_tokenizer)
     if training_args.do_predict:
         require_test_splits(test, task)
     if data_args.pad_to_max_length:
@@ -268,11 +293,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         teacher_processing_class=teacher_tokenizer,
         data_collator=collator,
         compute_metrics=task.metrics_function(),
+        transfer_dataset=transfer,
     )
     from_hub = data_args.train_file is None and data_args.dataset_dir is None
     trainer.model_card_info = ModelCardInfo(
         dataset=data_args.dataset_name if from_hub else None,
         dataset_config=task.name,
+        transfer_dataset=transfer_args.transfer_dataset_name,
         base_model=base_model(model_args),
     )
     results: dict[str, Any] = {}

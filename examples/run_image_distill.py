@@ -8,7 +8,8 @@ into a ResNet student, ...), in the manner of transformers' `run_image_classific
 Features come from `hidden_states`: feature maps are average-pooled, token sequences use CLS (`--pooling first`) or
 the mean. Teacher and student read the same pixel values, prepared with the teacher's image processor (or, for
 models built from configs, from the data's size with mean/std 0.5), so they must take the same number of channels
-and, for ViT-style students, the same image size.
+and, for ViT-style students, the same image size. `--transfer_dir` adds a folder of unlabeled images to distil on
+(the task loss reads the labelled images, KD and the WCoRD terms every image).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hf_wcord.tasks.cli import (
     train_and_record,
 )
 from hf_wcord.tasks.summary import distillation_summary, evaluate_model, write_summary
+from hf_wcord.tasks.transfer import load_transfer_images
 from hf_wcord.tasks.vision import (
     VISION_PRESETS,
     ImageDataArguments,
@@ -107,8 +109,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )
     check_same_inputs(teacher, student, preprocessing)
+    transfer = None
+    if data_args.transfer_dir:
+        transfer = load_transfer_images(
+            data_args.transfer_dir, training_args.seed, data_args.max_transfer_samples, model_args.cache_dir
+        )
     with training_args.main_process_first(desc="preprocessing"):
-        train, validation = prepare_image_splits(raw, preprocessing, data_args, training_args.seed)
+        train, validation = prepare_image_splits(raw, preprocessing, data_args, training_args.seed, transfer=transfer)
     trainer = WCoRDTrainer(
         model=student,
         teacher_model=teacher,

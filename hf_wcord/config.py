@@ -9,6 +9,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from .layer_map import normalize_layer_map
+from .unlabeled import NEGATIVE_LABEL_POLICIES
 
 POOLING_CHOICES = ("auto", "first", "mean")
 NEGATIVES_CHOICES = ("auto", "bank", "queue")
@@ -204,6 +205,26 @@ class WCoRDConfig(TrainingArguments):
             )
         },
     )
+    unlabeled_negative_labels: str = field(
+        default="teacher",
+        metadata={
+            "help": (
+                "With `label_aware_negatives`, the class a row without a label (label -1) counts as: 'teacher' (the "
+                "teacher's predicted class) or 'none' (no class: it leaves out no negatives and is left out of none)."
+            )
+        },
+    )
+    labelled_batch_share: float = field(
+        default=0.0,
+        metadata={
+            "help": (
+                "With unlabeled (transfer) rows in the training set: the share of each batch given to labelled rows "
+                "(e.g. 0.25: 4 of 16), the labelled rows cycling as often as needed; an epoch then covers every "
+                "unlabeled row once. 0: batches are drawn at random from all rows (a batch may hold no labelled row; "
+                "the task loss is the mean over the labelled rows a batch has)."
+            )
+        },
+    )
     representation_warmup_ratio: float = field(
         default=0.1,
         metadata={
@@ -318,6 +339,11 @@ class WCoRDConfig(TrainingArguments):
             raise ValueError(
                 f"`representation_warmup_ratio` must be in [0, 1], got {self.representation_warmup_ratio}."
             )
+        if not 0.0 <= self.labelled_batch_share < 1.0:
+            raise ValueError(
+                f"`labelled_batch_share` must be in [0, 1), got {self.labelled_batch_share}; 0 draws batches at "
+                "random."
+            )
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ValueError(f"`bank_momentum` must be in [0, 1), got {self.bank_momentum}.")
         for name, choices in (
@@ -330,6 +356,7 @@ class WCoRDConfig(TrainingArguments):
             ("global_objective", GLOBAL_OBJECTIVES),
             ("bank_content", BANK_CONTENTS),
             ("standardize_statistics", STANDARDIZE_STATISTICS),
+            ("unlabeled_negative_labels", NEGATIVE_LABEL_POLICIES),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"`{name}` must be one of {', '.join(choices)}; got {getattr(self, name)!r}.")

@@ -55,6 +55,7 @@ _SETTINGS = (
     "bank_content",
     "critic_warmup_steps",
     "representation_warmup_ratio",
+    "labelled_batch_share",
     "sinkhorn_eps",
     "sinkhorn_backend",
     "learning_rate",
@@ -79,6 +80,8 @@ class ModelCardInfo:
         dataset: the training data as a Hub dataset id (`"nyu-mll/glue"`); anything else (a folder, a file) is not
             written to the card, where the data are then named by `dataset_config`.
         dataset_config: the configuration or task within the dataset (`"sst2"`).
+        transfer_dataset: the unlabeled transfer data the student also trained on, as a Hub dataset id (written to
+            the card's `datasets` beside `dataset`; anything else is left out).
         base_model: the student's starting checkpoint as a Hub id (the model it was initialised from; for a student
             made from teacher layers, the teacher). `""` for none (a random init); left `None`, the student's own
             `name_or_path` is used when it is a Hub id. A local folder is never written.
@@ -87,6 +90,7 @@ class ModelCardInfo:
 
     dataset: str | None = None
     dataset_config: str | None = None
+    transfer_dataset: str | None = None
     base_model: str | None = None
     language: str | list[str] | None = None
     license: str | None = None
@@ -208,10 +212,11 @@ def card_data(
     ]
     tags = list(dict.fromkeys([*BASE_TAGS, *info.tags]))
     teacher_id = _hub_id_or_none(_name_or_path(teacher))
+    datasets = list(dict.fromkeys(name for name in (dataset, _hub_id_or_none(info.transfer_dataset)) if name))
     return ModelCardData(
         model_name=model_name,
         base_model=_hub_id_or_none(base_model),
-        datasets=[dataset] if dataset else None,
+        datasets=datasets or None,
         language=info.language,
         license=info.license,
         library_name="transformers",
@@ -231,6 +236,20 @@ def _data_description(info: ModelCardInfo) -> str:
     return f" on {info.dataset_config} data" if info.dataset_config else ""
 
 
+def _rows_description(info: ModelCardInfo, training_rows: tuple[int, int] | None) -> list[str]:
+    """The line on how many labelled and unlabeled rows the student trained on (none when unknown)."""
+    if training_rows is None:
+        return []
+    labelled, unlabeled = training_rows
+    transfer = _hub_id_or_none(info.transfer_dataset)
+    source = f" (transfer data: [{transfer}](https://huggingface.co/datasets/{transfer}))" if transfer else ""
+    return [
+        f"Training rows: {labelled:,} labelled and {unlabeled:,} unlabeled{source}; the task loss read the labelled "
+        "rows, the distillation terms every row.",
+        "",
+    ]
+
+
 def render_model_card(
     student: Any,
     teacher: Any,
@@ -241,6 +260,7 @@ def render_model_card(
     resolved_settings: dict[str, Any] | None = None,
     tokenizer: Any | None = None,
     teacher_tokenizer: Any | None = None,
+    training_rows: tuple[int, int] | None = None,
 ) -> str:
     """The model card (YAML front matter and Markdown) of a student distilled with WCoRD.
 
@@ -251,6 +271,7 @@ def render_model_card(
             actually used when the config left it to be chosen).
         tokenizer, teacher_tokenizer: the student's tokenizer and, when the teacher had its own, the teacher's;
             both are named in the card.
+        training_rows: how many labelled and unlabeled rows the student trained on.
     """
     info = info or ModelCardInfo()
     name = model_name or (args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))).split("/")[-1]
@@ -273,6 +294,7 @@ def render_model_card(
         f"| student | {type(student).__name__} | {_parameter_count(student):,} |",
         "",
     ]
+    lines += _rows_description(info, training_rows)
     if teacher_tokenizer is not None and tokenizer is not None:
         lines += [
             "Each model read its own tokenization of the same text: the teacher "

@@ -16,7 +16,10 @@ from .distiller import WCoRDDistiller
 
 logger = logging.get_logger(__name__)
 
-FeaturesFn = Callable[[dict[str, Any], torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]]
+FeaturesFn = Callable[
+    [dict[str, Any], torch.Tensor, torch.Tensor | None],
+    tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None],
+]
 
 
 def bank_size(dataset: Any, index_column: str) -> int:
@@ -59,16 +62,16 @@ def warm_negative_stores(
     disable_progress: bool = False,
 ) -> None:
     """Write the embeddings of every training example into the memory banks (first write: no momentum), so that no
-    random slot is ever drawn as a negative. `features(inputs, index)` returns the pooled teacher and student
-    features of a batch (its model inputs and dataset indices); the heads' standardisers see the batches as in
-    training."""
+    random slot is ever drawn as a negative. `features(inputs, index, labels)` returns the pooled teacher and student
+    features of a batch (its model inputs, dataset indices and labels) and the classes its rows are recorded under
+    for label-aware negatives; the heads' standardisers see the batches as in training."""
     was_training = distiller.training
     distiller.train()
     for batch in tqdm(batches, desc="Filling the WCoRD memory bank", disable=disable_progress):
         labels = batch.get("labels")
         index = batch[index_column]
         inputs = {name: value for name, value in batch.items() if name not in ("labels", index_column)}
-        teacher_features, student_features = features(inputs, index)
+        teacher_features, student_features, labels = features(inputs, index, labels)
         distiller.fill(teacher_features, student_features, index, labels)
     distiller.train(was_training)
 

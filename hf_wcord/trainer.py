@@ -25,6 +25,7 @@ from .critic_warmup import can_warm_up_critic, warm_up_critic
 from .distiller import WCoRDDistiller
 from .distributed import average_gradients, check_ranks_agree, gather_with_grad, state_digest
 from .features import get_hidden_states, pooled_features
+from .labelled_sampler import labelled_share_sampler
 from .layer_map import resolve_layer_map
 from .losses.kd import kd_loss, regression_kd_loss
 from .model_card import CARD_NAME, ModelCardInfo, render_model_card
@@ -47,6 +48,14 @@ from .teacher_inputs import (
     teacher_inputs,
 )
 from .trainer_checks import check_trainer_arguments
+from .unlabeled import (
+    add_transfer_rows,
+    check_training_rows,
+    labelled_mask,
+    labelled_task_loss,
+    labels_for_negatives,
+    problem_type,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -93,6 +102,11 @@ class WCoRDTrainer(Trainer):
             carry the teacher's tokenization of each example in `teacher_input_ids` / `teacher_attention_mask`
             columns (`hf_wcord.tokenize_for_teacher`), and, unless a `data_collator` is given, batches are padded by
             a [`DistillationDataCollator`] (each model's inputs with its own tokenizer).
+        transfer_dataset: unlabeled rows to distil on as well (a `datasets.Dataset` with the training rows' input
+            columns, preprocessed the same way): appended to `train_dataset` with label -1 (NaN for regression) and
+            the index column renumbered. Rows of `train_dataset` itself may also be marked unlabeled that way. The
+            task loss is the mean over a batch's labelled rows (no term for a batch without one); KD and the
+            representation terms read every row. `labelled_batch_share` keeps labelled rows in every batch.
         **kwargs: every other [`~transformers.Trainer`] argument (`train_dataset`, `data_collator`,
             `processing_class`, `compute_metrics`, `callbacks`, `optimizers`, ...).
     """
@@ -103,9 +117,16 @@ class WCoRDTrainer(Trainer):
         teacher_model: PreTrainedModel | nn.Module | str | None = None,
         args: WCoRDConfig | None = None,
         teacher_processing_class: PreTrainedTokenizerBase | None = None,
+        transfer_dataset: Any | None = None,
         **kwargs: Any,
     ) -> None:
         teacher_model, args = check_trainer_arguments(model, teacher_model, args, teacher_processing_class, kwargs)
+        self.task = problem_type(model)
+        if transfer_dataset is not None:
+            kwargs["train_dataset"] = add_transfer_rows(
+                kwargs.get("train_dataset"), transfer_dataset, args.index_column, self.task
+            )
+        self.training_rows = check_training_rows(kwargs.get("train_dataset"), args, self.task)
         self.teacher_processing_class = teacher_processing_class
         super().__init__(model=model, args=args, **kwargs)
         self.loss_is_scaled_for_ga = False
@@ -118,7 +139,7 @@ class WCoRDTrainer(Trainer):
         self.distiller: WCoRDDistiller | None = None
         self.head_optimizer: SeparateHeadOptimizer | None = None
         self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
-        self._term_batches = 0
+        self._term_counts: dict[str, int] = defaultdict(int)
         self._diagnostic_totals: dict[str, torch.Tensor] = defaultdict(
             lambda: torch.zeros((), device=self.args.device)
         )
@@ -328,10 +349,13 @@ class WCoRDTrainer(Trainer):
         was_training = student.training
         student.eval()
 
-        def features(inputs: dict[str, Any], index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        def features(
+            inputs: dict[str, Any], index: torch.Tensor, labels: torch.Tensor | None
+        ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
             student_outputs = student(**student_inputs(inputs), output_hidden_states=True)
             teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, True)
-            return self._pooled_features(inputs, student_outputs, teacher_outputs)
+            teacher_features, student_features = self._pooled_features(inputs, student_outputs, teacher_outputs)
+            return teacher_features, student_features, self._labels_for_negatives(labels, teacher_outputs.logits)
 
         with gathered_parameters(student):  # whole under ZeRO-3 (the student is prepared later, in the loop)
             warm_negative_stores(
@@ -367,6 +391,13 @@ class WCoRDTrainer(Trainer):
         report["seconds"] = time.perf_counter() - started
         self.critic_warmup_report = {f"wcord/critic_warmup_{name}": value for name, value in report.items()}
         logger.info(f"WCoRD critic after {steps} warm-up steps: {report}")
+
+    def _get_train_sampler(self, train_dataset: Any | None = None) -> torch.utils.data.Sampler | None:
+        """The Trainer's sampler; with `labelled_batch_share` and a training set of labelled and unlabeled rows, a
+        [`LabelledShareSampler`] that gives every batch its share of labelled rows."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        sampler = labelled_share_sampler(dataset, self.training_rows, self.args, self.task)
+        return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
 
     # ---- Optimisation ----
 
@@ -429,7 +460,10 @@ class WCoRDTrainer(Trainer):
             )
         if self.args.check_finite:
             self._check_finite_inputs(inputs)
-        student_outputs = model(**student_inputs(inputs), output_hidden_states=needs_hidden_states)
+        forward_inputs = student_inputs(inputs)
+        if "labels" in inputs and not bool(labelled_mask(inputs["labels"], self.task).all()):
+            del forward_inputs["labels"]  # the task loss reads the labelled rows only (compute_loss_terms)
+        student_outputs = model(**forward_inputs, output_hidden_states=needs_hidden_states)
         teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, needs_hidden_states)
         terms = self.compute_loss_terms(inputs, student_outputs, teacher_outputs, index)
         weights = self.loss_weights
@@ -443,7 +477,7 @@ class WCoRDTrainer(Trainer):
             )
         for name, value in terms.items():
             self._term_totals[name] += value.detach().float()
-        self._term_batches += 1
+            self._term_counts[name] += 1
         if self.distiller is not None:
             for name, value in self.distiller.diagnostics.items():
                 self._diagnostic_totals[name] += value
@@ -454,7 +488,10 @@ class WCoRDTrainer(Trainer):
         bad = [
             name
             for name, value in inputs.items()
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+            if name != "labels"  # NaN marks a regression row without a target
+            and isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and not torch.isfinite(value).all()
         ]
         if bad:
             raise ValueError(
@@ -469,13 +506,21 @@ class WCoRDTrainer(Trainer):
         teacher_outputs: Any,
         index: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
-        """The unweighted loss terms of one training batch: `ce`, `kd`, `global`, `local` (those enabled).
+        """The unweighted loss terms of one training batch: `ce`, `kd`, `global`, `local` (those enabled). `ce` is
+        the task loss over the batch's labelled rows, absent when it has none.
 
         Override to add terms; each is weighted by `loss_weights.get(name, 1.0)` and logged as `loss_<name>`.
         """
         terms: dict[str, torch.Tensor] = {}
+        labels = inputs.get("labels")
         if self.args.alpha_ce > 0:
-            terms["ce"] = student_outputs.loss.float()
+            if student_outputs.loss is not None:
+                terms["ce"] = student_outputs.loss.float()
+            else:
+                mask = labelled_mask(labels, self.task)
+                task_loss = labelled_task_loss(student_outputs.logits, labels, mask, self.task)
+                if task_loss is not None:
+                    terms["ce"] = task_loss
         if self.args.alpha_kd > 0:
             if self.is_regression:
                 terms["kd"] = regression_kd_loss(student_outputs.logits, teacher_outputs.logits)
@@ -483,8 +528,16 @@ class WCoRDTrainer(Trainer):
                 terms["kd"] = kd_loss(student_outputs.logits, teacher_outputs.logits, self.args.kd_temperature)
         if self.distiller is not None:
             teacher_features, student_features = self._pooled_features(inputs, student_outputs, teacher_outputs)
-            terms.update(self.distiller(teacher_features, student_features, index, inputs.get("labels")))
+            negative_labels = self._labels_for_negatives(labels, teacher_outputs.logits)
+            terms.update(self.distiller(teacher_features, student_features, index, negative_labels))
         return terms
+
+    def _labels_for_negatives(self, labels: torch.Tensor | None, teacher_logits: torch.Tensor) -> torch.Tensor | None:
+        """The class each row is recorded under for label-aware negatives (see `unlabeled_negative_labels`)."""
+        if labels is None or not self.args.label_aware_negatives:
+            return labels
+        mask = labelled_mask(labels, self.task)
+        return labels_for_negatives(labels, mask, teacher_logits, self.args.unlabeled_negative_labels)
 
     def _teacher_outputs(
         self,
@@ -532,9 +585,9 @@ class WCoRDTrainer(Trainer):
         """Add the mean of each loss term since the last training log (`loss_ce`, `loss_kd`, ...) and of the
         distiller's diagnostics (`wcord/teacher_anchored_accuracy`, `wcord/critic_lipschitz_ratio`, ...; see
         [`WCoRDDistiller`]), and, in the first training log, what the critic knew after its warm-up."""
-        if "loss" in logs and self._term_batches:
+        if "loss" in logs and self._term_counts:
             for name, total in self._term_totals.items():
-                mean = self.accelerator.reduce(total / self._term_batches, reduction="mean")
+                mean = self.accelerator.reduce(total / self._term_counts[name], reduction="mean")
                 logs[f"loss_{name}"] = round(mean.item(), 6)
             for name, total in self._diagnostic_totals.items():
                 mean = self.accelerator.reduce(total / self._diagnostic_counts[name], reduction="mean")
@@ -542,7 +595,7 @@ class WCoRDTrainer(Trainer):
             logs.update(self.critic_warmup_report)
             self.critic_warmup_report = {}
             self._term_totals.clear()
-            self._term_batches = 0
+            self._term_counts.clear()
             self._diagnostic_totals.clear()
             self._diagnostic_counts.clear()
         super().log(logs, start_time)
@@ -584,6 +637,7 @@ class WCoRDTrainer(Trainer):
             resolved_settings=resolved,
             tokenizer=self.processing_class,
             teacher_tokenizer=self.teacher_processing_class,
+            training_rows=self.training_rows,
         )
         with open(os.path.join(output_dir, CARD_NAME), "w", encoding="utf-8") as handle:
             handle.write(card)

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import tiny_bert
+from conftest import GLUE_FIXTURE_ROWS, tiny_bert
 from examples_loader import launch_on_two_cpu_processes, load_example
 from huggingface_hub import ModelCard
 
@@ -391,3 +391,54 @@ def test_hub_dataset_config_and_token_reach_the_loaders(
     results = distill_script.main([*args, "--measure_speedup", "false"])
     assert seen == {"name": "someone/glue-copy", "config": "sst2_v2", "token": "hf_secret"}
     assert math.isfinite(results["eval_accuracy"])
+
+
+def test_transfer_rows_from_a_file_and_from_a_split(distill_script, tiny_teachers, glue_dir, tmp_path, data_dir):
+    """SST-2 with unlabeled sentences from a json-lines file (labelled share 0.5), and STS-B (regression) with its
+    hidden-label test split as transfer data; both count their rows in the summary and the card."""
+    import datasets
+
+    sentences = datasets.load_dataset(
+        "json", data_files=str(data_dir / "glue" / "sst2" / "train.jsonl"), split="train"
+    ).select(range(100, 140))
+    transfer_file = tmp_path / "unlabeled.jsonl"
+    sentences.select_columns(["sentence"]).to_json(transfer_file)
+    output_dir = tmp_path / "sst2"
+    args = common_args(glue_dir, output_dir, "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_layers", "2", "--report_to", "none", "--measure_speedup", "false"]
+    results = distill_script.main(
+        args + ["--transfer_file", str(transfer_file), "--max_transfer_samples", "32", "--labelled_batch_share", "0.5"]
+    )
+    assert results["summary"]["training_rows"] == {"labelled": GLUE_FIXTURE_ROWS["train"], "unlabeled": 32}
+    assert all(
+        {"loss_ce", "loss_kd", "loss_global", "loss_local"} <= set(entry) for entry in logged_losses(output_dir)
+    )
+    card = (output_dir / "README.md").read_text()
+    assert f"{GLUE_FIXTURE_ROWS['train']} labelled and 32 unlabeled" in card
+
+    output_dir = tmp_path / "stsb"
+    args = common_args(glue_dir, output_dir, "stsb") + ["--teacher_name_or_path", tiny_teachers[1]]
+    args += ["--student_layers", "2", "--report_to", "none", "--measure_speedup", "false"]
+    split_args = ["--transfer_dataset_name", str(glue_dir / "stsb"), "--transfer_split", "test"]
+    results = distill_script.main(args + split_args)
+    assert results["summary"]["training_rows"]["unlabeled"] == GLUE_FIXTURE_ROWS["validation"]
+    assert math.isfinite(results["eval_spearmanr"])
+
+
+def test_transfer_rows_that_repeat_evaluation_text_are_flagged(
+    distill_script, tiny_teachers, glue_dir, tmp_path, caplog
+):
+    args = common_args(glue_dir, tmp_path / "student", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_layers", "2", "--report_to", "none", "--measure_speedup", "false", "--do_train", "false"]
+    with caplog.at_level("WARNING"):
+        distill_script.main(args + ["--transfer_dataset_name", str(glue_dir / "sst2"), "--transfer_split", "test"])
+    assert "12 of the 12 transfer rows repeat a text of the validation split" in caplog.text
+
+
+def test_transfer_data_without_the_text_columns_are_refused(distill_script, tiny_teachers, glue_dir, tmp_path):
+    transfer_file = tmp_path / "other.csv"
+    transfer_file.write_text("text\nan unlabeled sentence\n")
+    args = common_args(glue_dir, tmp_path / "student", "sst2") + ["--teacher_name_or_path", tiny_teachers[2]]
+    args += ["--student_layers", "2", "--transfer_file", str(transfer_file)]
+    with pytest.raises(ValueError, match=r"lack the text column\(s\) \['sentence'\].*they have \['text'\]"):
+        distill_script.main(args)

@@ -197,3 +197,29 @@ def test_do_predict_is_refused_rather_than_ignored(data_dir, tmp_path):
     args = data_args(data_dir, tmp_path / "out", preset="resnet-tiny") + ["--do_predict"]
     with pytest.raises(ValueError, match="--do_predict is not supported by the image scripts"):
         load_example("run_image_teacher").main(args)
+
+
+def test_transfer_images_from_a_folder(image_teachers, data_dir, tmp_path):
+    """A flat folder of unlabeled images (real Fashion-MNIST test images, as PNG files) distilled on beside 256
+    labelled training images; the summary counts both."""
+    from hf_wcord.tasks.data import load_fashion_mnist
+
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    for i, image in enumerate(load_fashion_mnist(str(data_dir / "fashion-mnist"), "test", limit=48)["image"]):
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(folder / f"{i}.png")
+    output_dir = tmp_path / "student"
+    args = data_args(
+        data_dir,
+        output_dir,
+        teacher_name_or_path=image_teachers["resnet"],
+        student_preset="vit-tiny",
+        transfer_dir=folder,
+        max_transfer_samples=40,
+        labelled_batch_share=0.25,
+    )
+    results = load_example("run_image_distill").main(args + ["--measure_speedup", "false"])
+    assert results["summary"]["training_rows"] == {"labelled": 256, "unlabeled": 40}
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    logs = [entry for entry in state["log_history"] if "loss" in entry]
+    assert all(math.isfinite(entry[term]) for entry in logs for term in TERMS)

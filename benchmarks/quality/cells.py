@@ -26,7 +26,8 @@ class Budget:
     `teacher_train_examples` of its `teacher_examples` (all of them when None); the held-out slice starts at
     `heldout_start` (default: after them), and on SST-2 a further `pool_report_examples` training-pool sentences
     after it are reported beside the dev set. `max_steps`, when set, fixes the optimizer steps whatever the data
-    size (a learning curve's small sizes run more epochs)."""
+    size (a learning curve's small sizes run more epochs). `transfer_examples` further pool rows, after every
+    reported slice and the teacher's rows, make an unlabeled transfer split."""
 
     teacher_examples: int
     teacher_epochs: int
@@ -43,6 +44,7 @@ class Budget:
     max_steps: int | None = None
     heldout_start: int | None = None
     pool_report_examples: int = 0
+    transfer_examples: int = 0
 
     @property
     def students(self) -> tuple[str, ...]:
@@ -102,6 +104,10 @@ def sst2_splits(data_dir: str, budget: Budget, tokenizer: Any, teacher_tokenizer
     }
     if budget.pool_report_examples:
         splits["pool"] = pool.select(range(reported, reported + budget.pool_report_examples))
+    if budget.transfer_examples:
+        start = max(first, reported + budget.pool_report_examples)
+        transfer = pool.select(range(start, start + budget.transfer_examples))
+        splits["transfer"] = transfer.remove_columns("label")
     for name in ("teacher", "train"):
         splits[name] = splits[name].add_column("idx", list(range(len(splits[name]))))
     return splits
@@ -125,6 +131,9 @@ def fashion_mnist_splits(data_dir: str, budget: Budget) -> dict[str, Any]:
         "heldout": pool.select(range(first, first + budget.heldout_examples)),
         "eval": test,
     }
+    if budget.transfer_examples:
+        start = first + budget.heldout_examples
+        splits["transfer"] = pool.select(range(start, start + budget.transfer_examples)).remove_columns("label")
     for name, split in splits.items():
         split = split.map(transform, batched=True, remove_columns=["image"])
         if name in ("teacher", "train"):

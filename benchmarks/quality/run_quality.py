@@ -84,9 +84,9 @@ class CellRecorder:
             if all(record.get(name) == value for name, value in key.items()):
                 self.runs.append(record)
                 return record
-        # Runs are deterministic: the same settings, learning rate and seed under another method's name (the tuned
-        # WCoRD choosing the defaults) reuse that run.
-        same = ("seed", "settings", "learning_rate")
+        # Runs are deterministic: the same settings, learning rate and seed (and data) under another method's name
+        # (the tuned WCoRD choosing the defaults) reuse that run.
+        same = [name for name in key if name not in ("method", "phase")]
         for record in self.runs:
             if all(record.get(name) == key[name] for name in same) and "reused_from" not in record:
                 reused = {**record, **key, "reused_from": record["method"]}

@@ -30,13 +30,16 @@ def negatives_mask(
     labels: torch.Tensor | None,
 ) -> torch.Tensor:
     """`(n, K)` mask of the entries that must not serve as negatives for each of n anchors: never-written entries,
-    the anchor's own entry (same dataset index) and, when labels are given, entries of the anchor's class."""
+    the anchor's own entry (same dataset index) and, when labels are given, entries of the anchor's class (an anchor
+    without a class, label < 0, leaves out none by class)."""
     rows = index.shape[0] if index is not None else labels.shape[0] if labels is not None else 1
     excluded = (~valid)[None, :].expand(rows, -1)
     if index is not None and entry_index is not None:
         excluded = excluded | (entry_index[None, :] == index.to(entry_index.device)[:, None])
     if labels is not None and entry_labels is not None:
-        excluded = excluded | (entry_labels[None, :] == labels.to(entry_labels.device)[:, None])
+        labels = labels.to(entry_labels.device)
+        same_class = (entry_labels[None, :] == labels[:, None]) & (labels >= 0)[:, None]
+        excluded = excluded | same_class
     return excluded
 
 

@@ -288,6 +288,24 @@ def first_rows(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset
     return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
 
 
+def encode_texts(
+    batch: dict[str, list],
+    task: GlueTask,
+    tokenizer: PreTrainedTokenizerBase,
+    data_args: GlueDataArguments,
+    teacher_tokenizer: PreTrainedTokenizerBase | None = None,
+) -> dict[str, list]:
+    """A batch of rows' text columns tokenized for the student and, with a `teacher_tokenizer`, for the teacher in
+    `teacher_*` columns."""
+    texts = [batch[column] for column in task.text_columns]
+    encoded = dict(tokenizer(*texts, truncation=True, **encoding_settings(tokenizer, data_args)))
+    if teacher_tokenizer is not None:
+        encoded.update(
+            tokenize_for_teacher(teacher_tokenizer, texts, **encoding_settings(teacher_tokenizer, data_args))
+        )
+    return encoded
+
+
 def tokenize_glue(
     raw: datasets.DatasetDict,
     task: GlueTask,
@@ -307,12 +325,7 @@ def tokenize_glue(
     label2id = task.label2id
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        texts = [batch[column] for column in task.text_columns]
-        encoded = tokenizer(*texts, truncation=True, **encoding_settings(tokenizer, data_args))
-        if teacher_tokenizer is not None:
-            encoded.update(
-                tokenize_for_teacher(teacher_tokenizer, texts, **encoding_settings(teacher_tokenizer, data_args))
-            )
+        encoded = encode_texts(batch, task, tokenizer, data_args, teacher_tokenizer)
         labels = batch["label"]
         if task.is_regression:
             encoded["label"] = [float(label) for label in labels]

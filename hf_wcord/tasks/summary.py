@@ -83,6 +83,9 @@ def distillation_summary(
         "teacher": {"name": teacher_name, "parameters": parameter_count(teacher), **(teacher_results or {})},
         "student": {"parameters": parameter_count(student), **student_results},
     }
+    rows = getattr(trainer, "training_rows", None)
+    if rows is not None:
+        summary["training_rows"] = {"labelled": rows[0], "unlabeled": rows[1]}
     if speed_batch is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
         logger.info("The inference speed-up is not measured: FSDP or DeepSpeed shards the models over the processes.")
     elif speed_batch is not None and trainer.is_world_process_zero():
@@ -97,6 +100,9 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
     """Human-readable lines: sizes, every metric both models have, the speed-up."""
     teacher, student = summary["teacher"], summary["student"]
     lines = [f"teacher {teacher['parameters'] / 1e6:.2f}M params, student {student['parameters'] / 1e6:.2f}M params"]
+    if "training_rows" in summary:
+        rows = summary["training_rows"]
+        lines.append(f"trained on {rows['labelled']:,} labelled and {rows['unlabeled']:,} unlabeled rows")
     for key, value in student.items():
         is_metric = key.startswith("eval_") and not key.endswith(("_runtime", "_per_second", "_loss", "_samples"))
         if is_metric and key in teacher:

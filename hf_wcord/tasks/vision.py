@@ -14,6 +14,7 @@ import torch
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging
 
+from ..unlabeled import add_transfer_rows
 from .data import load_fashion_mnist
 
 logger = logging.get_logger(__name__)
@@ -113,6 +114,18 @@ class ImageDataArguments:
         default=0.1, metadata={"help": "Fraction of the training set held out for evaluation when there is no split."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Train on the first N examples."})
+    transfer_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "A folder of unlabeled images (sub-folders are read, their names are not labels) to distil on "
+                "besides the labelled training images."
+            )
+        },
+    )
+    max_transfer_samples: int | None = field(
+        default=None, metadata={"help": "Use the first N transfer images (after shuffling with the seed)."}
+    )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first N examples."})
     augment: bool = field(
         default=True,
@@ -274,13 +287,22 @@ def prepare_image_splits(
     data_args: ImageDataArguments,
     seed: int,
     num_proc: int | None = None,
+    transfer: datasets.Dataset | None = None,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Train split (shuffled, cut, with `idx` 0..N-1; augmented on the fly, or preprocessed once when augmentation
-    is off so that a teacher cache can be used) and the preprocessed validation split."""
+    """Train split (shuffled, cut, followed by the unlabeled `transfer` images (label -1) when given, with `idx`
+    0..N-1; augmented on the fly, or preprocessed once when augmentation is off so that a teacher cache can be used)
+    and the preprocessed validation split."""
     train = raw["train"].shuffle(seed=seed)
     if data_args.max_train_samples is not None:
         train = train.select(range(min(data_args.max_train_samples, len(train))))
-    train = train.add_column("idx", list(range(len(train))))
+    if transfer is not None:
+        train = train.select_columns(["image", "label"])
+        if train.features["image"] != transfer.features["image"]:  # e.g. arrays (idx files) and image files
+            train = train.cast_column("image", datasets.Image())
+            transfer = transfer.cast_column("image", datasets.Image())
+        train = add_transfer_rows(train, transfer)
+    else:
+        train = train.add_column("idx", list(range(len(train))))
     validation = raw["validation"]
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))

@@ -1,0 +1,169 @@
+"""Distilling with unlabeled transfer data: a small labelled set and a large unlabeled pool, per cell.
+
+- sst2, narrow (random-init BERT, 256 x 4): 1,000 labelled sentences (of the teacher's 10,000) and 20,000 unlabeled
+  training-pool sentences (rows 22,000-41,999 of the seeded pool: after the teacher's rows, the held-out slice and
+  the 5,000 reported pool sentences), 1,000 optimizer steps of 16; reported on the 5,000 pool sentences (dev in
+  brackets);
+- fashion_mnist, vit-tiny: 1,000 labelled images (of the CNN teacher's 20,000) and 20,000 unlabeled ones (rows
+  21,000-40,999 of the seeded training pool, after the teacher's rows and the held-out slice), 750 steps of 64;
+  reported on all 10,000 test images.
+
+The unlabeled pool is disjoint from every reported split and from the teacher's training rows. Methods, at the
+library's defaults and the learning rate of the student's default cell (no per-cell tuning for any method):
+CE and KD on the labelled rows alone; KD, CRD + KD (RepDistiller's NCE) and WCoRD + KD on the labelled rows plus
+the transfer rows, each batch a quarter labelled rows (`labelled_batch_share=0.25`); and KD on both with batches
+drawn at random (about 5% labelled rows), to measure what the mixing does. Every method has the same step budget;
+runs are paired (per seed the same student initialisation and data seed).
+
+    python benchmarks/quality/run_transfer.py --cells narrow --threads 1
+    python benchmarks/quality/run_transfer.py --report_only
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+from cells import DEFAULT_DATA, Budget, collator_for, load_splits, train_teacher
+from protocol import METHODS, REPORTED_SEEDS, train_student
+from run_quality import CellRecorder, environment, prepare_runs, without_defaults
+from transfer_report import write_transfer_report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LABELLED_SHARE = 0.25
+
+# student -> (task, budget)
+CELLS = {
+    "narrow": (
+        "sst2",
+        Budget(
+            10000,
+            1,
+            1e-4,
+            32,
+            1000,
+            1000,
+            None,
+            1,
+            16,
+            0.1,
+            {"narrow": (5e-4,)},
+            max_steps=1000,
+            heldout_start=16000,
+            pool_report_examples=5000,
+            transfer_examples=20000,
+        ),
+    ),
+    "vit-tiny": (
+        "fashion_mnist",
+        Budget(
+            20000,
+            5,
+            2e-3,
+            128,
+            1000,
+            1000,
+            None,
+            1,
+            64,
+            0.1,
+            {"vit-tiny": (1e-3,)},
+            max_steps=750,
+            transfer_examples=20000,
+        ),
+    ),
+}
+# method -> (its settings, whether it trains on the transfer rows too)
+TRANSFER_METHODS = {
+    "ce": (METHODS["ce"], False),
+    "kd": (METHODS["kd"], False),
+    "kd, transfer": ({**METHODS["kd"], "labelled_batch_share": LABELLED_SHARE}, True),
+    "crd+kd, transfer": ({**METHODS["crd+kd"], "labelled_batch_share": LABELLED_SHARE}, True),
+    "wcord+kd, transfer": ({**METHODS["wcord+kd"], "labelled_batch_share": LABELLED_SHARE}, True),
+    "kd, transfer, random batches": (METHODS["kd"], True),
+}
+
+
+def main() -> None:
+    from hf_wcord.unlabeled import add_transfer_rows
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--methods", nargs="+", default=list(TRANSFER_METHODS), choices=list(TRANSFER_METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
+    parser.add_argument("--data_dir", default=DEFAULT_DATA)
+    parser.add_argument("--output_dir", default=os.path.join(HERE, "results_transfer"))
+    parser.add_argument(
+        "--work_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality", "default")
+    )
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--report_only", action="store_true")
+    cli = parser.parse_args()
+    os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
+    if cli.report_only:
+        print(write_transfer_report(cli.output_dir))
+        return
+
+    tokenizer, cache_root = prepare_runs(cli.threads, "transfer_cache_")
+    for student in cli.cells:
+        started = time.perf_counter()
+        task, budget = CELLS[student]
+        splits = load_splits(task, cli.data_dir, budget, tokenizer)
+        teacher, teacher_scores = train_teacher(
+            task, budget, splits, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer, ""
+        )
+        teacher.requires_grad_(False).eval()
+        with_transfer = {**splits, "train": add_transfer_rows(splits["train"], splits["transfer"])}
+        collator = collator_for(task, tokenizer)
+        header = {
+            "suite": "transfer",
+            "task": task,
+            "student": student,
+            "train_examples": budget.train_examples,
+            "transfer_examples": budget.transfer_examples,
+            "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
+            "teacher": teacher_scores,
+            "environment": environment(),
+            "arguments": sys.argv[1:],
+        }
+        recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{task}__{student}.json"), header, resume=True)
+        (learning_rate,) = budget.student_learning_rates[student]
+        for seed in cli.seeds:
+            for method in cli.methods:
+                method_settings, transfer = TRANSFER_METHODS[method]
+                settings = without_defaults(method_settings)
+                key = {
+                    "method": method,
+                    "phase": "final",
+                    "seed": seed,
+                    "settings": settings,
+                    "transfer": transfer,
+                    "learning_rate": learning_rate,
+                }
+                train = functools.partial(
+                    train_student,
+                    task,
+                    budget,
+                    with_transfer if transfer else splits,
+                    teacher,
+                    student,
+                    settings,
+                    learning_rate,
+                    seed,
+                    os.path.join(cache_root, "transfer" if transfer else "labelled"),
+                    collator,
+                )
+                record = recorder.run(key, train)
+                print(
+                    f"{student} {method} seed {seed}: eval {record['eval']:.4f} ({record['train_seconds']:.0f} s)",
+                    flush=True,
+                )
+        recorder.save(minutes=(time.perf_counter() - started) / 60)
+    print(write_transfer_report(cli.output_dir))
+
+
+if __name__ == "__main__":
+    main()
