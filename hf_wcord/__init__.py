@@ -2,6 +2,8 @@
 
 from .config import WCoRDConfig
 from .distiller import WCoRDDistiller
+from .embedding_config import EmbeddingDistillationConfig
+from .embedding_trainer import EmbeddingDistillationTrainer
 from .heads import ProjectionHead
 from .model_card import ModelCardInfo
 from .student import init_student_from_teacher
@@ -12,6 +14,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DistillationDataCollator",
+    "EmbeddingDistillationConfig",
+    "EmbeddingDistillationTrainer",
     "ModelCardInfo",
     "ProjectionHead",
     "WCoRDConfig",

@@ -165,6 +165,7 @@ class ProjectionHead(nn.Module):
         if lipschitz not in ("spectral", "gradient_penalty", "none"):
             raise ValueError(f"Unknown Lipschitz method {lipschitz!r}: use 'spectral', 'gradient_penalty' or 'none'.")
         self.lipschitz = lipschitz
+        self.in_dim = in_dim
         self.standardize = FeatureStandardizer(in_dim, statistics) if standardize else nn.Identity()
         bias = lipschitz == "none"
         if head_type == "linear":

@@ -86,6 +86,8 @@ class ModelCardInfo:
             made from teacher layers, the teacher). `""` for none (a random init); left `None`, the student's own
             `name_or_path` is used when it is a Hub id. A local folder is never written.
         language, license, tags: Hub metadata; `tags` are added to the library's own.
+        pipeline_tag, library_name: override the card's task (default: from the student's class) and library
+            (default: transformers), e.g. `sentence-similarity` and `sentence-transformers` for an embedding model.
     """
 
     dataset: str | None = None
@@ -95,6 +97,8 @@ class ModelCardInfo:
     language: str | list[str] | None = None
     license: str | None = None
     tags: list[str] = dataclasses.field(default_factory=list)
+    pipeline_tag: str | None = None
+    library_name: str | None = None
 
     def updated(self, **values: str | list[str] | None) -> ModelCardInfo:
         """A copy with the given fields replaced where they are set and the given `tags` added. `dataset`,
@@ -196,7 +200,7 @@ def card_data(
 ) -> ModelCardData:
     """The card's YAML metadata: only Hub ids for models and datasets, a model-index when there are results."""
     dataset = _hub_id_or_none(info.dataset)
-    task_type = pipeline_tag(student)
+    task_type = info.pipeline_tag or pipeline_tag(student)
     base_model = info.base_model if info.base_model is not None else _name_or_path(student)
     results = [
         EvalResult(
@@ -219,7 +223,7 @@ def card_data(
         datasets=datasets or None,
         language=info.language,
         license=info.license,
-        library_name="transformers",
+        library_name=info.library_name or "transformers",
         pipeline_tag=task_type,
         tags=tags,
         metrics=sorted({metric for metric in scores(eval_results)}) or None,
@@ -241,11 +245,30 @@ def _rows_description(info: ModelCardInfo, training_rows: tuple[int, int] | None
     if training_rows is None:
         return []
     labelled, unlabeled = training_rows
+    if labelled == 0:
+        return [f"Training rows: {unlabeled:,}, all without labels.", ""]
     transfer = _hub_id_or_none(info.transfer_dataset)
     source = f" (transfer data: [{transfer}](https://huggingface.co/datasets/{transfer}))" if transfer else ""
     return [
         f"Training rows: {labelled:,} labelled and {unlabeled:,} unlabeled{source}; the task loss read the labelled "
         "rows, the distillation terms every row.",
+        "",
+    ]
+
+
+def _usage(info: ModelCardInfo) -> list[str]:
+    """How to load a sentence-transformers student."""
+    if info.library_name != "sentence-transformers":
+        return []
+    return [
+        "As a sentence encoder:",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        'model = SentenceTransformer("path/or/hub-id")',
+        'embeddings = model.encode(["A sentence.", "Another one."])',
+        "```",
         "",
     ]
 
@@ -319,6 +342,7 @@ def render_model_card(
         "The teacher, the projection heads and the memory bank were used for training only; this repository holds "
         "the student alone, loadable with the `transformers` Auto classes.",
         "",
+        *_usage(info),
         "## Framework versions",
         "",
         *[f"- {library} {version}" for library, version in framework_versions().items()],

@@ -1,8 +1,9 @@
-"""A teacher-output cache: the frozen teacher's logits and pooled mapped-layer features, computed once per training
-set and read back by example index instead of running the teacher at every step.
+"""A teacher-output cache: the frozen teacher's logits (when it has a head) and pooled mapped-layer features, computed
+once per training set and read back by example index instead of running the teacher at every step.
 
 Layout of a cache folder: `teacher_cache.json` (fingerprint, shapes) and one float32 `.npy` file per array
-(`logits.npy`, `features_<l>.npy`), memory-mapped on reading, row i holding the example whose index column is i.
+(`logits.npy` when the teacher has logits, `features_<l>.npy`), memory-mapped on reading, row i holding the example
+whose index column is i.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ CACHE_FORMAT_VERSION = 1
 
 @dataclass
 class CachedTeacherOutputs:
-    """Stands in for the teacher's model output: `logits` (n, C) and the pooled `features` of each mapped layer."""
+    """Stands in for the teacher's model output: `logits` (n, C; None for an encoder without a head) and the pooled
+    `features` of each mapped layer."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     features: list[torch.Tensor]
 
 
@@ -106,14 +108,15 @@ class TeacherCache:
         with open(os.path.join(directory, CACHE_META_NAME), encoding="utf-8") as handle:
             self.meta = json.load(handle)
         self.directory = directory
-        self.logits = np.load(os.path.join(directory, "logits.npy"), mmap_mode="r")
+        logits_path = os.path.join(directory, "logits.npy")
+        self.logits = np.load(logits_path, mmap_mode="r") if os.path.isfile(logits_path) else None
         self.features = [
             np.load(os.path.join(directory, f"features_{i}.npy"), mmap_mode="r")
             for i in range(len(self.meta["teacher_layers"]))
         ]
 
     def __len__(self) -> int:
-        return self.logits.shape[0]
+        return self.features[0].shape[0]
 
     def lookup(self, index: torch.Tensor, device: torch.device | str) -> CachedTeacherOutputs:
         """The cached outputs of the examples with these dataset indices, on `device`."""
@@ -122,7 +125,8 @@ class TeacherCache:
         def read(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array[rows])).to(device)
 
-        return CachedTeacherOutputs(read(self.logits), [read(array) for array in self.features])
+        logits = read(self.logits) if self.logits is not None else None
+        return CachedTeacherOutputs(logits, [read(array) for array in self.features])
 
 
 def _differences(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
@@ -170,7 +174,10 @@ def build_teacher_cache(
             features = pooled_features(
                 get_hidden_states(outputs, "teacher"), list(teacher_layers), batch.get("attention_mask"), pooling
             )
-            named = {"logits": outputs.logits} | {f"features_{i}": f for i, f in enumerate(features)}
+            logits = getattr(outputs, "logits", None)  # None for an encoder without a head
+            named = ({"logits": logits} if logits is not None else {}) | {
+                f"features_{i}": f for i, f in enumerate(features)
+            }
             for name, values in named.items():
                 if name not in arrays:
                     arrays[name] = np.lib.format.open_memmap(

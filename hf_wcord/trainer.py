@@ -62,6 +62,11 @@ logger = logging.get_logger(__name__)
 PROBE_EXAMPLES = 2
 
 
+def output_device(outputs: Any) -> torch.device:
+    """The device of a model's outputs (its first tensor: logits, or an encoder's last hidden state)."""
+    return next(value for value in outputs.values() if isinstance(value, torch.Tensor)).device
+
+
 class StepDistillerHeads(TrainerCallback):
     """After each optimizer step of the student: step the heads' own optimizer where they have one (DeepSpeed), and
     clear the heads' gradients (the Trainer zeroes the student's alone)."""
@@ -353,9 +358,10 @@ class WCoRDTrainer(Trainer):
             inputs: dict[str, Any], index: torch.Tensor, labels: torch.Tensor | None
         ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
             student_outputs = student(**student_inputs(inputs), output_hidden_states=True)
-            teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, True)
+            teacher_outputs = self._teacher_outputs(inputs, index, output_device(student_outputs), True)
             teacher_features, student_features = self._pooled_features(inputs, student_outputs, teacher_outputs)
-            return teacher_features, student_features, self._labels_for_negatives(labels, teacher_outputs.logits)
+            negative_labels = self._labels_for_negatives(labels, getattr(teacher_outputs, "logits", None))
+            return teacher_features, student_features, negative_labels
 
         with gathered_parameters(student):  # whole under ZeRO-3 (the student is prepared later, in the loop)
             warm_negative_stores(
@@ -464,7 +470,7 @@ class WCoRDTrainer(Trainer):
         if "labels" in inputs and not bool(labelled_mask(inputs["labels"], self.task).all()):
             del forward_inputs["labels"]  # the task loss reads the labelled rows only (compute_loss_terms)
         student_outputs = model(**forward_inputs, output_hidden_states=needs_hidden_states)
-        teacher_outputs = self._teacher_outputs(inputs, index, student_outputs.logits.device, needs_hidden_states)
+        teacher_outputs = self._teacher_outputs(inputs, index, output_device(student_outputs), needs_hidden_states)
         terms = self.compute_loss_terms(inputs, student_outputs, teacher_outputs, index)
         weights = self.loss_weights
         loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
@@ -528,11 +534,13 @@ class WCoRDTrainer(Trainer):
                 terms["kd"] = kd_loss(student_outputs.logits, teacher_outputs.logits, self.args.kd_temperature)
         if self.distiller is not None:
             teacher_features, student_features = self._pooled_features(inputs, student_outputs, teacher_outputs)
-            negative_labels = self._labels_for_negatives(labels, teacher_outputs.logits)
+            negative_labels = self._labels_for_negatives(labels, getattr(teacher_outputs, "logits", None))
             terms.update(self.distiller(teacher_features, student_features, index, negative_labels))
         return terms
 
-    def _labels_for_negatives(self, labels: torch.Tensor | None, teacher_logits: torch.Tensor) -> torch.Tensor | None:
+    def _labels_for_negatives(
+        self, labels: torch.Tensor | None, teacher_logits: torch.Tensor | None
+    ) -> torch.Tensor | None:
         """The class each row is recorded under for label-aware negatives (see `unlabeled_negative_labels`)."""
         if labels is None or not self.args.label_aware_negatives:
             return labels

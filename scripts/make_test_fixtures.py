@@ -2,7 +2,7 @@
 
     python scripts/make_test_fixtures.py --data_dir ../shared/data
 
-Reads `<data_dir>/glue/{sst2,rte}/{train,validation}.jsonl` (the Hub's `nyu-mll/glue` columns) and the four
+Reads `<data_dir>/glue/{sst2,rte,stsb}/{train,validation}.jsonl` (the Hub's `nyu-mll/glue` columns) and the four
 Fashion-MNIST idx files in `<data_dir>/fashion-mnist/`, and writes the first rows of each split in the same formats,
 so that the test suite runs on a fresh clone without the full data.
 """
@@ -18,7 +18,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
-GLUE_ROWS = {"sst2": {"train": 512, "validation": 128}, "rte": {"train": 128, "validation": 64}}
+GLUE_ROWS = {
+    "sst2": {"train": 512, "validation": 128},
+    "rte": {"train": 128, "validation": 64},
+    "stsb": {"train": 64, "validation": 128},
+}
 FASHION_MNIST_ROWS = {"train": 512, "t10k": 256}
 
 
