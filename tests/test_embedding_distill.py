@@ -170,3 +170,59 @@ def test_training_sentences_leave_out_every_evaluation_sentence():
     kept = distinct_training_sentences(everything, evaluation.held_out_sentences, seed=0, limit=None)
     assert len(kept) == len(set(kept)) and not set(kept) & evaluation.held_out_sentences
     assert set(everything) & evaluation.held_out_sentences, "the fixture's STS-B train rows share sentences with dev"
+
+
+def embedding_trainer(teacher_folder, tokenizer, sentences, output_dir, **settings):
+    from transformers import AutoModel, DataCollatorWithPadding
+
+    from hf_wcord import EmbeddingDistillationTrainer
+
+    rows = sentences.map(lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=48), batched=True)
+    args = EmbeddingDistillationConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=16,
+        learning_rate=1e-3,
+        num_negatives=64,
+        distilcse_queue_size=40,
+        report_to="none",
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+        **settings,
+    )
+    return EmbeddingDistillationTrainer(
+        model=tiny_bert(32, 2, seed=1).bert,
+        teacher_model=AutoModel.from_pretrained(teacher_folder),
+        args=args,
+        train_dataset=rows.remove_columns("sentence"),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+
+
+def test_resume_restores_the_student_the_map_and_the_queue_exactly(teacher_folder, tokenizer, tmp_path):
+    import datasets
+
+    text = datasets.load_dataset("json", data_files=str(FIXTURES_DIR / "glue" / "sst2" / "train.jsonl"), split="train")
+    sentences = text.select(range(96)).select_columns(["sentence"]).add_column("idx", list(range(96)))
+    settings = {"objective": "mse+distilcse+global+local", "max_steps": 6, "save_strategy": "steps", "save_steps": 3}
+    whole = embedding_trainer(teacher_folder, tokenizer, sentences, tmp_path / "whole", **settings)
+    whole.train()
+    resumed = embedding_trainer(teacher_folder, tokenizer, sentences, tmp_path / "resumed", **settings)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "whole" / "checkpoint-3"))
+    for name, expected in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], expected, msg=name)
+    for name, expected in whole.distiller.embedding_objectives.state_dict().items():
+        torch.testing.assert_close(resumed.distiller.embedding_objectives.state_dict()[name], expected, msg=name)
+    assert int(whole.distiller.embedding_objectives.distilcse.filled) == 40
+
+
+def test_two_processes_share_one_queue_and_one_critic(teacher_folder, tmp_path):
+    from examples_loader import launch_on_two_cpu_processes
+
+    output_dir = tmp_path / "ddp"
+    args = run_args(teacher_folder, output_dir, "--student_layers", "2", "--objective", "distilcse+global+local")
+    output = launch_on_two_cpu_processes("run_embedding_distill", args + ["--max_steps", "3"])
+    assert "agree across 2 processes" in output
+    st_model = sentence_transformers.SentenceTransformer(str(output_dir), device="cpu")
+    assert st_model.encode(["two processes"]).shape == (1, 64)
