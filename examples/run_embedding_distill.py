@@ -42,6 +42,7 @@ from hf_wcord.tasks.cli import (
     end_processes,
     load_tokenizer,
     parse_arguments,
+    parse_layers,
     setup_logging,
     train_and_record,
 )
@@ -91,14 +92,6 @@ class EmbeddingModelArguments(HubLoadingArguments):
                 "Choose the student with one of --student_name_or_path (optionally with --student_layers), "
                 "--student_config_name, or --student_layers alone (the teacher's layers)."
             )
-
-
-def parse_layers(spec: str) -> list[int] | int:
-    items = [item.strip() for item in spec.split(",") if item.strip()]
-    if not items or not all(item.isdigit() for item in items):
-        raise ValueError(f"--student_layers {spec!r} must be a layer count ('3') or layer indices ('1,3,5').")
-    numbers = [int(item) for item in items]
-    return numbers[0] if len(numbers) == 1 and "," not in spec else numbers
 
 
 def load_student(args: EmbeddingModelArguments, teacher: PreTrainedModel) -> PreTrainedModel:

@@ -43,6 +43,7 @@ from hf_wcord.tasks.cli import (
     evaluate_splits,
     load_tokenizer,
     parse_arguments,
+    parse_layers,
     setup_logging,
     train_and_record,
 )
@@ -164,16 +165,6 @@ def load_teacher(model_args: DistillationModelArguments, task: GlueTask) -> PreT
             "teacher fine-tuned on this task."
         )
     return teacher.requires_grad_(False).eval()
-
-
-def parse_layers(spec: str) -> list[int] | int:
-    items = [item.strip() for item in spec.split(",") if item.strip()]
-    if not items or not all(item.isdigit() for item in items):
-        raise ValueError(
-            f"--student_layers {spec!r} must be a layer count ('3') or teacher layer indices ('0,4,8,11')."
-        )
-    numbers = [int(item) for item in items]
-    return numbers[0] if len(numbers) == 1 and "," not in spec else numbers
 
 
 def load_student(model_args: DistillationModelArguments, task: GlueTask, teacher: PreTrainedModel) -> PreTrainedModel:

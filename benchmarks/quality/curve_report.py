@@ -10,6 +10,8 @@ import os
 import statistics
 from typing import Any
 
+from report_files import write_report_files
+
 COMPARISONS = (("wcord+kd", "kd"), ("wcord+kd", "crd+kd"), ("crd+kd", "kd"), ("kd", "ce"))
 METHOD_ORDER = ("ce", "kd", "crd+kd", "wcord+kd")
 
@@ -187,10 +189,4 @@ def write_curve_report(output_dir: str) -> str:
         raise SystemExit(f"No learning-curve cells in {os.path.join(output_dir, 'cells')}: run the curves first.")
     for cell in points:
         cell["summary"] = summarise_point(cell)
-    with open(os.path.join(output_dir, "results.json"), "w") as handle:
-        json.dump({"suite": "curve", "points": points}, handle, indent=2)
-    table = markdown(points)
-    with open(os.path.join(output_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
-    plotted = plot(points, os.path.join(output_dir, "results.png"))
-    return table + ("" if plotted else "\n(plot skipped: matplotlib not installed)")
+    return write_report_files(output_dir, "curve", "points", points, markdown(points), plot)

@@ -11,6 +11,7 @@ import statistics
 from typing import Any
 
 from curve_report import format_difference, paired_difference
+from report_files import pyplot, write_report_files
 
 METHOD_ORDER = ("mse", "cosine", "distilcse", "wcord global", "wcord global+local", "mse+wcord")
 AGAINST_MSE = ("wcord global", "wcord global+local", "mse+wcord", "distilcse", "cosine")
@@ -102,12 +103,8 @@ def markdown(cells: list[dict[str, Any]]) -> str:
 
 
 def plot(cells: list[dict[str, Any]], path: str) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     figure, axes = plt.subplots(1, len(cells), figsize=(6.5 * len(cells), 4.5), squeeze=False)
     for axis, cell in zip(axes[0], cells, strict=True):
@@ -137,10 +134,4 @@ def write_embedding_report(output_dir: str) -> str:
         raise SystemExit(f"No embedding cells in {os.path.join(output_dir, 'cells')}: run run_embedding.py first.")
     for cell in cells:
         cell["summary"] = summarise(cell)
-    with open(os.path.join(output_dir, "results.json"), "w") as handle:
-        json.dump({"suite": "embedding", "cells": cells}, handle, indent=2)
-    table = markdown(cells)
-    with open(os.path.join(output_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
-    plotted = plot(cells, os.path.join(output_dir, "results.png"))
-    return table + ("" if plotted else "\n(plot skipped: matplotlib not installed)")
+    return write_report_files(output_dir, "embedding", "cells", cells, markdown(cells), plot)

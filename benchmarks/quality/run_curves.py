@@ -25,10 +25,10 @@ import os
 import sys
 import time
 
-from cells import DEFAULT_DATA, Budget, collator_for, load_splits, train_teacher
+from cells import Budget, collator_for, load_splits, train_teacher
 from curve_report import write_curve_report
-from protocol import CURVE_METHODS, METHODS, REPORTED_SEEDS, train_student
-from run_quality import CellRecorder, environment, prepare_runs, without_defaults
+from protocol import CURVE_METHODS, METHODS, train_student
+from run_quality import CellRecorder, add_run_arguments, environment, prepare_runs, without_defaults
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -67,14 +67,7 @@ def main() -> None:
     parser.add_argument("--curves", nargs="+", default=list(CURVES), choices=list(CURVES))
     parser.add_argument("--sizes", nargs="+", type=int, default=None, help="Only these sizes (default: all).")
     parser.add_argument("--methods", nargs="+", default=list(CURVE_METHODS), choices=list(METHODS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
-    parser.add_argument("--data_dir", default=DEFAULT_DATA)
-    parser.add_argument("--output_dir", default=os.path.join(HERE, "results_curves"))
-    parser.add_argument(
-        "--work_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality", "default")
-    )
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--report_only", action="store_true")
+    add_run_arguments(parser, os.path.join(HERE, "results_curves"))
     cli = parser.parse_args()
     os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
     if cli.report_only:

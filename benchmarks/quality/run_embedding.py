@@ -29,10 +29,9 @@ import tempfile
 import time
 from typing import Any
 
-from cells import DEFAULT_DATA, DEFAULT_MPNET_DIR, minilm_folder, mpnet_folder
+from cells import DEFAULT_MPNET_DIR, minilm_folder, mpnet_folder
 from embedding_report import write_embedding_report
-from protocol import REPORTED_SEEDS
-from run_quality import CellRecorder, environment
+from run_quality import CellRecorder, add_run_arguments, environment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = {
@@ -188,12 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
-    parser.add_argument("--data_dir", default=DEFAULT_DATA)
     parser.add_argument("--mpnet_dir", default=DEFAULT_MPNET_DIR)
-    parser.add_argument("--output_dir", default=os.path.join(HERE, "results_embedding"))
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--report_only", action="store_true")
+    add_run_arguments(parser, os.path.join(HERE, "results_embedding"), teachers=False)
     cli = parser.parse_args()
     os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
     if cli.report_only:

@@ -123,6 +123,20 @@ def prepare_runs(threads: int | None, cache_prefix: str) -> tuple[Any, str]:
     return AutoTokenizer.from_pretrained(minilm_folder()), tempfile.mkdtemp(prefix=cache_prefix)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, teachers: bool = True) -> None:
+    """The options the curve, transfer and embedding benchmarks share: seeds, data, output and (with `teachers`)
+    trained-teacher folders, torch threads, and rebuilding the report alone."""
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
+    parser.add_argument("--data_dir", default=DEFAULT_DATA)
+    parser.add_argument("--output_dir", default=output_dir)
+    if teachers:
+        parser.add_argument(
+            "--work_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality", "default")
+        )
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--report_only", action="store_true")
+
+
 def without_defaults(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that differ from WCoRDConfig's defaults (so that equal configurations compare equal)."""
     from hf_wcord import WCoRDConfig

@@ -27,9 +27,9 @@ import os
 import sys
 import time
 
-from cells import DEFAULT_DATA, Budget, collator_for, load_splits, train_teacher
-from protocol import METHODS, REPORTED_SEEDS, train_student
-from run_quality import CellRecorder, environment, prepare_runs, without_defaults
+from cells import Budget, collator_for, load_splits, train_teacher
+from protocol import METHODS, train_student
+from run_quality import CellRecorder, add_run_arguments, environment, prepare_runs, without_defaults
 from transfer_report import write_transfer_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -93,14 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--methods", nargs="+", default=list(TRANSFER_METHODS), choices=list(TRANSFER_METHODS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(REPORTED_SEEDS))
-    parser.add_argument("--data_dir", default=DEFAULT_DATA)
-    parser.add_argument("--output_dir", default=os.path.join(HERE, "results_transfer"))
-    parser.add_argument(
-        "--work_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality", "default")
-    )
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--report_only", action="store_true")
+    add_run_arguments(parser, os.path.join(HERE, "results_transfer"))
     cli = parser.parse_args()
     os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
     if cli.report_only:

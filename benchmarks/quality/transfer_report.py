@@ -11,7 +11,9 @@ import statistics
 from typing import Any
 
 from curve_report import format_difference, headline_metric, paired_difference
+from report_files import pyplot, write_report_files
 
+COLLAPSE_SHARE = 0.95
 METHOD_ORDER = (
     "ce",
     "kd",
@@ -69,6 +71,12 @@ def summarise_cell(cell: dict[str, Any]) -> dict[str, Any]:
             if "ce" in dev and teacher > statistics.fmean(dev["ce"].values())
         },
         "minutes": sum(run["train_seconds"] for run in cell["runs"]) / 60,
+        # Runs whose student predicts one class for (nearly) every reported example: training collapsed.
+        "collapsed": sorted(
+            f"{run['method']} (seed {run['seed']})"
+            for run in cell["runs"]
+            if run.get("eval_majority_share", 0.0) > COLLAPSE_SHARE
+        ),
     }
 
 
@@ -106,16 +114,33 @@ def markdown(cells: list[dict[str, Any]]) -> str:
     for cell in cells:
         differences = [format_difference(cell["summary"]["differences"].get(f"{a} - {b}")) for a, b in COMPARISONS]
         lines.append(f"| {cell['student']} | " + " | ".join(differences) + " |")
+    collapsed = [f"{cell['student']}: {', '.join(cell['summary']['collapsed'])}" for cell in cells]
+    collapsed = [line for line, cell in zip(collapsed, cells, strict=True) if cell["summary"]["collapsed"]]
+    if collapsed:
+        lines += [
+            "",
+            f"Runs that collapsed (one class predicted for over {COLLAPSE_SHARE:.0%} of the dev/test examples): "
+            + "; ".join(collapsed)
+            + ".",
+        ]
+    gaps = [
+        f"{cell['student']}: " + ", ".join(f"{m} {100 * g:.0f}%" for m, g in cell["summary"]["gap_closed"].items())
+        for cell in cells
+        if cell["summary"]["gap_closed"]
+    ]
+    if gaps:
+        lines += [
+            "",
+            "Share of the gap between CE on the labelled rows and the teacher closed (dev/test): "
+            + "; ".join(gaps)
+            + ".",
+        ]
     return "\n".join(lines)
 
 
 def plot(cells: list[dict[str, Any]], path: str) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     figure, axes = plt.subplots(1, len(cells), figsize=(6.5 * len(cells), 4.5), squeeze=False)
     for axis, cell in zip(axes[0], cells, strict=True):
@@ -130,7 +155,7 @@ def plot(cells: list[dict[str, Any]], path: str) -> bool:
             color=colors,
             capsize=3,
         )
-        axis.axhline(cell["teacher"]["eval"], color="black", linestyle="--", linewidth=1, label="teacher")
+        axis.axhline(cell["teacher"]["eval"], color="black", linestyle="--", linewidth=1, label="teacher (dev/test)")
         values = [summary["means"][m] for m in methods]
         axis.set_ylim(min(values) - 0.05, max([*values, cell["teacher"]["eval"]]) + 0.02)
         axis.set_xticks(list(positions), [m.replace(", ", ",\n") for m in methods], fontsize=8)
@@ -153,10 +178,4 @@ def write_transfer_report(output_dir: str) -> str:
         raise SystemExit(f"No transfer cells in {os.path.join(output_dir, 'cells')}: run run_transfer.py first.")
     for cell in cells:
         cell["summary"] = summarise_cell(cell)
-    with open(os.path.join(output_dir, "results.json"), "w") as handle:
-        json.dump({"suite": "transfer", "cells": cells}, handle, indent=2)
-    table = markdown(cells)
-    with open(os.path.join(output_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
-    plotted = plot(cells, os.path.join(output_dir, "results.png"))
-    return table + ("" if plotted else "\n(plot skipped: matplotlib not installed)")
+    return write_report_files(output_dir, "transfer", "cells", cells, markdown(cells), plot)

@@ -90,6 +90,17 @@ def parse_arguments(dataclass_types: Sequence[type], argv: Sequence[str] | None 
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def parse_layers(spec: str) -> list[int] | int:
+    """`--student_layers`: a layer count (`"3"`) or layer indices (`"0,4,8,11"`)."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if not items or not all(item.isdigit() for item in items):
+        raise ValueError(
+            f"--student_layers {spec!r} must be a layer count ('3') or teacher layer indices ('0,4,8,11')."
+        )
+    numbers = [int(item) for item in items]
+    return numbers[0] if len(numbers) == 1 and "," not in spec else numbers
+
+
 def load_tokenizer(name_or_path: str, flag: str, **hub_kwargs: Any) -> PreTrainedTokenizerBase:
     """`AutoTokenizer.from_pretrained`, refusing a tokenizer that knows nothing but its special tokens: transformers
     builds one, without an error, from a model folder that holds no tokenizer files, and it would turn every word
