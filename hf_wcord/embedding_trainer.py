@@ -3,7 +3,6 @@ text, and save the student as a sentence-transformers model."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -79,8 +78,7 @@ class EmbeddingDistillationTrainer(WCoRDTrainer):
 
     @staticmethod
     def _teacher_pipeline(teacher: Any, args: EmbeddingDistillationConfig) -> SentencePipeline:
-        folder = getattr(getattr(teacher, "config", None), "_name_or_path", None)
-        pipeline = read_sentence_pipeline(folder) if folder and os.path.isdir(folder) else None
+        pipeline = read_sentence_pipeline(getattr(getattr(teacher, "config", None), "_name_or_path", None))
         if pipeline is None:
             pipeline = SentencePipeline(pooling="first" if args.pooling == "first" else "mean")
         if args.normalize_teacher_embeddings is not None:

@@ -27,21 +27,39 @@ class SentencePipeline:
     normalize: bool = False
 
 
-def read_sentence_pipeline(folder: str | None) -> SentencePipeline | None:
-    """The pipeline of a local sentence-transformers folder (its `modules.json` and pooling config); None when the
-    folder is not one (a plain transformers model, or a Hub id not downloaded)."""
-    if folder is None or not os.path.isfile(os.path.join(folder, "modules.json")):
+def read_sentence_pipeline(name_or_path: str | None) -> SentencePipeline | None:
+    """The pipeline of a sentence-transformers model (its `modules.json` and pooling config), from a local folder or
+    a Hub repository; None when it is not one (a plain transformers model, or a Hub model out of reach)."""
+    if not name_or_path:
         return None
-    with open(os.path.join(folder, "modules.json"), encoding="utf-8") as handle:
-        modules = json.load(handle)
+
+    def read(relative: str) -> dict | list | None:
+        if os.path.isdir(name_or_path):
+            path = os.path.join(name_or_path, relative)
+            if not os.path.isfile(path):
+                return None
+        else:
+            from huggingface_hub import hf_hub_download
+            from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+
+            try:
+                path = hf_hub_download(name_or_path, relative)
+            except (EntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError):
+                return None  # no such repository or file, an invalid id, or no network
+                return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    modules = read("modules.json")
+    if modules is None:
+        return None
     pipeline = SentencePipeline()
     for module in modules:
         kind = module["type"].rsplit(".", 1)[-1]
         if kind == "Normalize":
             pipeline.normalize = True
         elif kind == "Pooling":
-            with open(os.path.join(folder, module["path"], "config.json"), encoding="utf-8") as handle:
-                config = json.load(handle)
+            config = read(f"{module['path']}/config.json") or {}
             if isinstance(config.get("pooling_mode"), str):  # sentence-transformers 6: {"pooling_mode": "mean"}
                 modes = [POOLING_OF_MODE.get(f"pooling_mode_{config['pooling_mode']}")]
             else:  # earlier versions: one boolean per mode
@@ -50,7 +68,7 @@ def read_sentence_pipeline(folder: str | None) -> SentencePipeline | None:
                 ]
             if len(modes) != 1 or modes[0] is None:
                 raise ValueError(
-                    f"The sentence-transformers model in {folder} pools with {config}: only mean or CLS pooling is "
+                    f"The sentence-transformers model {name_or_path} pools with {config}: only mean or CLS pooling is "
                     "supported; set `pooling` explicitly to distil it anyway."
                 )
             pipeline.pooling = modes[0]

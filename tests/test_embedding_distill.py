@@ -226,3 +226,26 @@ def test_two_processes_share_one_queue_and_one_critic(teacher_folder, tmp_path):
     assert "agree across 2 processes" in output
     st_model = sentence_transformers.SentenceTransformer(str(output_dir), device="cpu")
     assert st_model.encode(["two processes"]).shape == (1, 64)
+
+
+def test_a_hub_teachers_pipeline_is_read_from_its_repository(teacher_folder, monkeypatch):
+    """Up to the network boundary: the files a Hub id names are fetched with `hf_hub_download`."""
+    import huggingface_hub
+
+    fetched = []
+
+    def download(repo_id, filename, **kwargs):
+        fetched.append((repo_id, filename))
+        return str(teacher_folder / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    pipeline = read_sentence_pipeline("sentence-transformers/all-mpnet-base-v2")
+    assert pipeline == SentencePipeline("mean", normalize=True)
+    assert fetched[0] == ("sentence-transformers/all-mpnet-base-v2", "modules.json")
+    assert ("sentence-transformers/all-mpnet-base-v2", "1_Pooling/config.json") in fetched
+
+    def missing(repo_id, filename, **kwargs):
+        raise huggingface_hub.errors.EntryNotFoundError("no modules.json")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", missing)
+    assert read_sentence_pipeline("bert-base-uncased") is None

@@ -223,7 +223,7 @@ def main() -> None:
             ("untrained", student, tokenizer),
         ):
             record = recorder.run(
-                {"method": name, "phase": "reference", "seed": 0, "settings": {}},
+                {"method": name, "phase": "reference", "seed": 0, "settings": {"model": name}},
                 lambda model=model, model_tokenizer=model_tokenizer: {
                     **scores(model, model_tokenizer, evaluation, "mean"),
                     "train_seconds": 0.0,
