@@ -109,7 +109,8 @@ class WCoRDTrainer(Trainer):
             a [`DistillationDataCollator`] (each model's inputs with its own tokenizer).
         transfer_dataset: unlabeled rows to distil on as well (a `datasets.Dataset` with the training rows' input
             columns, preprocessed the same way): appended to `train_dataset` with label -1 (NaN for regression) and
-            the index column renumbered. Rows of `train_dataset` itself may also be marked unlabeled that way. The
+            the index column renumbered. Rows of `train_dataset` itself may also be marked unlabeled with -1
+            (classification; a NaN regression target there is refused as ambiguous). The
             task loss is the mean over a batch's labelled rows (no term for a batch without one); KD and the
             representation terms read every row. `labelled_batch_share` keeps labelled rows in every batch.
         **kwargs: every other [`~transformers.Trainer`] argument (`train_dataset`, `data_collator`,
@@ -127,7 +128,9 @@ class WCoRDTrainer(Trainer):
     ) -> None:
         teacher_model, args = check_trainer_arguments(model, teacher_model, args, teacher_processing_class, kwargs)
         self.task = problem_type(model)
+        self.transfer_start: int | None = None  # index of the first row appended from `transfer_dataset`
         if transfer_dataset is not None:
+            self.transfer_start = len(kwargs.get("train_dataset") or [])
             kwargs["train_dataset"] = add_transfer_rows(
                 kwargs.get("train_dataset"), transfer_dataset, args.index_column, self.task
             )
@@ -465,7 +468,7 @@ class WCoRDTrainer(Trainer):
                 "`alpha_ce=0` to distill on unlabeled data."
             )
         if self.args.check_finite:
-            self._check_finite_inputs(inputs)
+            self._check_finite_inputs(inputs, index)
         forward_inputs = student_inputs(inputs)
         if "labels" in inputs and not bool(labelled_mask(inputs["labels"], self.task).all()):
             del forward_inputs["labels"]  # the task loss reads the labelled rows only (compute_loss_terms)
@@ -490,20 +493,29 @@ class WCoRDTrainer(Trainer):
                 self._diagnostic_counts[name] += 1
         return (loss, student_outputs) if return_outputs else loss
 
-    def _check_finite_inputs(self, inputs: dict[str, Any]) -> None:
+    def _check_finite_inputs(self, inputs: dict[str, Any], index: torch.Tensor | None) -> None:
+        """Refuse NaN or infinite inputs, naming the columns; a NaN target is accepted only in a transfer row
+        (appended from `transfer_dataset`), where it marks the row unlabeled: in the training rows themselves a
+        missing regression target is ambiguous."""
         bad = [
             name
             for name, value in inputs.items()
-            if name != "labels"  # NaN marks a regression row without a target
-            and isinstance(value, torch.Tensor)
+            if isinstance(value, torch.Tensor)
             and value.is_floating_point()
             and not torch.isfinite(value).all()
+            and not (name == "labels" and self._only_transfer_rows_lack_targets(value, index))
         ]
         if bad:
             raise ValueError(
                 f"The training batch at step {self.state.global_step} holds NaN or infinite values in {bad}: clean "
                 "the dataset (e.g. `dataset.filter`) or fix the preprocessing that produced them."
             )
+
+    def _only_transfer_rows_lack_targets(self, labels: torch.Tensor, index: torch.Tensor | None) -> bool:
+        if self.transfer_start is None or index is None:
+            return False
+        missing = ~torch.isfinite(labels.view(labels.shape[0], -1)).all(dim=1)
+        return bool((index.to(labels.device)[missing] >= self.transfer_start).all())
 
     def compute_loss_terms(
         self,

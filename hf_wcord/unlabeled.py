@@ -3,8 +3,9 @@ task loss over those rows alone, the classes recorded for label-aware negatives,
 labelled training set.
 
 A row is unlabeled when its label is negative (single-label classification: -1, as in GLUE's test splits, or -100,
-PyTorch's `ignore_index`) or NaN (regression, where -1 is a real target, and multi-label classification). KD and the
-representation terms read every row; the task loss reads the labelled rows only.
+PyTorch's `ignore_index`) or NaN (regression, where -1 is a real target, and multi-label classification; the trainer
+accepts a NaN target only in rows appended from a transfer set, since a missing target among the training rows is
+ambiguous). KD and the representation terms read every row; the task loss reads the labelled rows only.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def row_labels(dataset: Any) -> np.ndarray | None:
 
 def labelled_rows(labels: np.ndarray, task: str) -> np.ndarray:
     """Boolean array: which rows carry a label (see [`labelled_mask`])."""
+    if len(labels) == 0:
+        return np.zeros(0, dtype=bool)
     rows = labels.reshape(len(labels), -1)
     if task != "single_label_classification":
         return np.isfinite(rows.astype(np.float64)).all(axis=1)
