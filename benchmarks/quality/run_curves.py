@@ -74,7 +74,7 @@ def main() -> None:
         print(write_curve_report(cli.output_dir))
         return
 
-    tokenizer, cache_root = prepare_runs(cli.threads, "curve_cache_")
+    tokenizer, cache_root = prepare_runs(cli.threads, "curve_cache_", cli.cache_dir)
     for student in cli.curves:
         task, sizes, make_budget = CURVES[student]
         for size in [s for s in sizes if cli.sizes is None or s in cli.sizes]:

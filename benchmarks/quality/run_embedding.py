@@ -12,8 +12,10 @@ the same steps, batch, learning rate and schedule, no per-method tuning (each me
 (the same data order and, for the random-init student, the same initialisation). Reported: Spearman of the cosine
 on the 1,500 STS-B validation pairs, and the accuracy on SST-2's 872 validation sentences of a logistic regression
 trained on 2,000 SST-2 training sentences' frozen embeddings; the teacher and the untrained student as reference
-rows. The teacher's outputs come from a cache built once per cell (sentences ordered by length, so that batches
-hold little padding).
+rows. A method with a baseline term (mse, cosine, distilcse) is scored as sentence-transformers would deploy it with
+the learned map to the teacher's width (`--add_dense_to_teacher_width`; its raw embeddings are recorded too), the
+WCoRD-only methods on the student's own embeddings. The teacher's outputs come from a cache built once per cell
+(sentences ordered by length, so that batches hold little padding).
 
     python benchmarks/quality/run_embedding.py --cells mpnet-minilm3 --threads 1
     python benchmarks/quality/run_embedding.py --report_only
@@ -121,24 +123,36 @@ def training_rows(sentences: list[str], tokenizer: Any, teacher_tokenizer: Any) 
     return rows.add_column("idx", list(range(len(rows)))), separate
 
 
-def scores(model: Any, tokenizer: Any, evaluation: Any, pooling: str) -> dict[str, float]:
+def scores(model: Any, tokenizer: Any, evaluation: Any, pooling: str, project: Any = None) -> dict[str, float]:
+    """STS-B Spearman and probe accuracy of the model's embeddings; with `project` (a baseline's learned map to the
+    teacher's width, which `--add_dense_to_teacher_width` saves with the student) those of the mapped embeddings,
+    the raw ones then under `raw_*`."""
+    import torch
+
     from hf_wcord.tasks.embedding_eval import encode, linear_probe_accuracy, sts_spearman
 
-    first = encode(model, tokenizer, evaluation.sts_first, pooling)
-    second = encode(model, tokenizer, evaluation.sts_second, pooling)
-    train = encode(model, tokenizer, evaluation.probe_train, pooling)
-    test = encode(model, tokenizer, evaluation.probe_test, pooling)
-    return {
-        "sts_spearman": sts_spearman(first, second, evaluation.sts_gold),
-        "probe_accuracy": linear_probe_accuracy(
-            train, evaluation.probe_train_labels, test, evaluation.probe_test_labels
-        ),
-    }
+    texts = (evaluation.sts_first, evaluation.sts_second, evaluation.probe_train, evaluation.probe_test)
+    raw = [encode(model, tokenizer, sentences, pooling) for sentences in texts]
+
+    def metrics(first: Any, second: Any, train: Any, test: Any) -> dict[str, float]:
+        return {
+            "sts_spearman": sts_spearman(first, second, evaluation.sts_gold),
+            "probe_accuracy": linear_probe_accuracy(
+                train, evaluation.probe_train_labels, test, evaluation.probe_test_labels
+            ),
+        }
+
+    if project is None:
+        return metrics(*raw)
+    with torch.no_grad():
+        mapped = [project.cpu()(torch.from_numpy(array)).numpy() for array in raw]
+    return {**metrics(*mapped), **{f"raw_{name}": value for name, value in metrics(*raw).items()}}
 
 
 def train_run(
     cell: str, objective: str, seed: int, rows: Any, separate: bool, evaluation: Any, cache: str, mpnet_dir: str
 ) -> dict[str, Any]:
+    import torch
     from transformers import DataCollatorWithPadding
 
     from hf_wcord import DistillationDataCollator, EmbeddingDistillationConfig, EmbeddingDistillationTrainer
@@ -175,8 +189,10 @@ def train_run(
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
+    objectives = trainer.distiller.embedding_objectives
+    project = objectives.to_teacher if isinstance(objectives.to_teacher, torch.nn.Linear) else None
     return {
-        **scores(trainer.model, tokenizer, evaluation, trainer.sentence_pipeline.pooling),
+        **scores(trainer.model, tokenizer, evaluation, trainer.sentence_pipeline.pooling, project),
         "train_seconds": seconds,
         "optimizer_steps": trainer.state.global_step,
         "settings": {"objective": objective},
@@ -201,7 +217,7 @@ def main() -> None:
         torch.set_num_threads(cli.threads)
     hf_logging.set_verbosity_error()
     sentences, evaluation = sentence_data(cli.data_dir)
-    cache_root = tempfile.mkdtemp(prefix="embedding_cache_")
+    cache_root = cli.cache_dir or tempfile.mkdtemp(prefix="embedding_cache_")
     for cell in cli.cells:
         started = time.perf_counter()
         teacher, teacher_tokenizer, student, tokenizer = load_models(cell, cli.mpnet_dir, 0)

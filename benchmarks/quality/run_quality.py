@@ -110,9 +110,9 @@ class CellRecorder:
         os.replace(f"{self.path}.partial", self.path)
 
 
-def prepare_runs(threads: int | None, cache_prefix: str) -> tuple[Any, str]:
-    """Set torch's threads and quiet transformers' logs; return the students' tokenizer (MiniLM's) and a fresh folder
-    for the teacher caches."""
+def prepare_runs(threads: int | None, cache_prefix: str, cache_dir: str | None = None) -> tuple[Any, str]:
+    """Set torch's threads and quiet transformers' logs; return the students' tokenizer (MiniLM's) and the folder
+    for the teacher caches (`cache_dir`, else a fresh temporary one)."""
     import torch
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -120,7 +120,7 @@ def prepare_runs(threads: int | None, cache_prefix: str) -> tuple[Any, str]:
     if threads:
         torch.set_num_threads(threads)
     hf_logging.set_verbosity_error()
-    return AutoTokenizer.from_pretrained(minilm_folder()), tempfile.mkdtemp(prefix=cache_prefix)
+    return AutoTokenizer.from_pretrained(minilm_folder()), cache_dir or tempfile.mkdtemp(prefix=cache_prefix)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, teachers: bool = True) -> None:
@@ -133,6 +133,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, teachers
         parser.add_argument(
             "--work_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "hf_wcord_quality", "default")
         )
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help="Folder of the teacher-output caches, reused by later invocations (default: a fresh temporary one).",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report_only", action="store_true")
 

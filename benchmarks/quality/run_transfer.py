@@ -100,7 +100,7 @@ def main() -> None:
         print(write_transfer_report(cli.output_dir))
         return
 
-    tokenizer, cache_root = prepare_runs(cli.threads, "transfer_cache_")
+    tokenizer, cache_root = prepare_runs(cli.threads, "transfer_cache_", cli.cache_dir)
     for student in cli.cells:
         started = time.perf_counter()
         task, budget = CELLS[student]
