@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import datasets
 from transformers import AutoConfig, AutoModel, DataCollatorWithPadding, PreTrainedModel, set_seed
 
 from hf_wcord import (
@@ -35,7 +34,6 @@ from hf_wcord import (
     EmbeddingDistillationConfig,
     EmbeddingDistillationTrainer,
     init_student_from_teacher,
-    tokenize_for_teacher,
 )
 from hf_wcord.tasks.cli import (
     HubLoadingArguments,
@@ -54,6 +52,7 @@ from hf_wcord.tasks.sentences import (
     distinct_training_sentences,
     load_evaluation_data,
     load_training_sentences,
+    tokenize_sentences,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,18 +103,6 @@ def load_student(args: EmbeddingModelArguments, teacher: PreTrainedModel) -> Pre
     return init_student_from_teacher(student, parse_layers(args.student_layers)) if args.student_layers else student
 
 
-def tokenized_sentences(sentences: list[str], tokenizer: Any, teacher_tokenizer: Any, max_length: int) -> Any:
-    rows = datasets.Dataset.from_dict({"sentence": sentences, "idx": list(range(len(sentences)))})
-
-    def encode_batch(batch: dict[str, list]) -> dict[str, list]:
-        encoded = dict(tokenizer(batch["sentence"], truncation=True, max_length=max_length))
-        if teacher_tokenizer is not None:
-            encoded.update(tokenize_for_teacher(teacher_tokenizer, [batch["sentence"]], max_length=max_length))
-        return encoded
-
-    return rows.map(encode_batch, batched=True, remove_columns=["sentence"], desc="Tokenizing the sentences")
-
-
 def evaluate_encoder(model: Any, tokenizer: Any, data: EvaluationData, pooling: str, seed: int) -> dict[str, float]:
     """STS Spearman and the linear probe's accuracy of one encoder."""
     first, second = (
@@ -157,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             load_training_sentences(data_args, model_args.cache_dir), held_out, training_args.seed,
             data_args.max_train_samples,
         )  # fmt: skip
-        train = tokenized_sentences(
+        train = tokenize_sentences(
             sentences, tokenizer, teacher_tokenizer if separate else None, data_args.max_seq_length
         )
     logger.info(f"Distilling on {len(sentences):,} distinct sentences (evaluation sentences left out).")

@@ -29,8 +29,9 @@ class EmbeddingDistillationTrainer(WCoRDTrainer):
         L = lambda_mse * MSE + lambda_cosine * COS + lambda_distilcse * DCSE + lambda_global * global
             + lambda_local * local
 
-    The sentence embedding follows the teacher's sentence-transformers pipeline when the teacher is a local
-    sentence-transformers folder (its pooling, and whether it normalises), else `args.pooling` (mean by default).
+    The sentence embedding follows the teacher's sentence-transformers pipeline when the teacher is a
+    sentence-transformers model, a local folder or a Hub repository (its pooling, and whether it normalises), else
+    `args.pooling` (mean by default).
     The baselines' student-to-teacher linear map and DistilCSE's queue live in the distiller, beside the student,
     and go into every checkpoint. `save_model` writes the student as transformers and sentence-transformers load it
     (with `add_dense_to_teacher_width`, the baselines' map as a Dense layer), and a sentence-similarity model card.

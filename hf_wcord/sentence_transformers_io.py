@@ -46,7 +46,6 @@ def read_sentence_pipeline(name_or_path: str | None) -> SentencePipeline | None:
                 path = hf_hub_download(name_or_path, relative)
             except (EntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError):
                 return None  # no such repository or file, an invalid id, or no network
-                return None
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
 

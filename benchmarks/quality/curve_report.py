@@ -3,14 +3,12 @@ with their 95% t-interval over seeds; `results.json`, `results.md` and `results.
 
 from __future__ import annotations
 
-import glob
-import json
 import math
 import os
 import statistics
 from typing import Any
 
-from report_files import write_report_files
+from report_files import load_suite_cells, write_report_files
 
 COMPARISONS = (("wcord+kd", "kd"), ("wcord+kd", "crd+kd"), ("crd+kd", "kd"), ("kd", "ce"))
 METHOD_ORDER = ("ce", "kd", "crd+kd", "wcord+kd")
@@ -36,12 +34,7 @@ def paired_difference(first: dict[int, float], second: dict[int, float]) -> dict
 
 
 def load_points(output_dir: str) -> list[dict[str, Any]]:
-    points = []
-    for path in glob.glob(os.path.join(output_dir, "cells", "*.json")):
-        with open(path) as handle:
-            cell = json.load(handle)
-        if cell.get("suite") == "curve":
-            points.append(cell)
+    points = load_suite_cells(output_dir, "curve")
     return sorted(points, key=lambda cell: (cell["student"], cell["train_examples"]))
 
 

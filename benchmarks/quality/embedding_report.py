@@ -4,28 +4,16 @@ variant minus MSE, paired, with the 95% t-interval; `results.json`, `results.md`
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import statistics
 from typing import Any
 
 from curve_report import format_difference, paired_difference
-from report_files import pyplot, write_report_files
+from report_files import load_suite_cells, pyplot, write_report_files
 
 METHOD_ORDER = ("mse", "cosine", "distilcse", "wcord global", "wcord global+local", "mse+wcord")
 AGAINST_MSE = ("wcord global", "wcord global+local", "mse+wcord", "distilcse", "cosine")
 METRICS = ("sts_spearman", "probe_accuracy")
-
-
-def load_cells(output_dir: str) -> list[dict[str, Any]]:
-    cells = []
-    for path in sorted(glob.glob(os.path.join(output_dir, "cells", "*.json"))):
-        with open(path) as handle:
-            cell = json.load(handle)
-        if cell.get("suite") == "embedding":
-            cells.append(cell)
-    return cells
 
 
 def summarise(cell: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +117,7 @@ def plot(cells: list[dict[str, Any]], path: str) -> bool:
 
 
 def write_embedding_report(output_dir: str) -> str:
-    cells = load_cells(output_dir)
+    cells = load_suite_cells(output_dir, "embedding")
     if not cells:
         raise SystemExit(f"No embedding cells in {os.path.join(output_dir, 'cells')}: run run_embedding.py first.")
     for cell in cells:

@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Callable
 from typing import Any
+
+
+def load_suite_cells(output_dir: str, suite: str) -> list[dict[str, Any]]:
+    """The cells of one benchmark suite in `<output_dir>/cells/*.json`, in file-name order."""
+    cells = []
+    for path in sorted(glob.glob(os.path.join(output_dir, "cells", "*.json"))):
+        with open(path) as handle:
+            cell = json.load(handle)
+        if cell.get("suite") == suite:
+            cells.append(cell)
+    return cells
 
 
 def write_report_files(

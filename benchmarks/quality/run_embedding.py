@@ -102,25 +102,14 @@ def load_models(cell: str, mpnet_dir: str, seed: int) -> tuple[Any, Any, Any, An
     return teacher, teacher_tokenizer, student, tokenizer
 
 
-def training_rows(sentences: list[str], tokenizer: Any, teacher_tokenizer: Any) -> Any:
+def training_rows(sentences: list[str], tokenizer: Any, teacher_tokenizer: Any) -> tuple[Any, bool]:
     """Tokenized sentences, ordered by length (the teacher cache's batches then hold little padding), with the
     index column; the teacher's own tokenization when its vocabulary differs."""
-    import datasets
-
-    from hf_wcord import tokenize_for_teacher
+    from hf_wcord.tasks.sentences import tokenize_sentences
 
     separate = tokenizer.get_vocab() != teacher_tokenizer.get_vocab()
     ordered = sorted(sentences, key=lambda sentence: (len(sentence), sentence))
-    rows = datasets.Dataset.from_dict({"sentence": ordered})
-
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        encoded = dict(tokenizer(batch["sentence"], truncation=True, max_length=MAX_LENGTH))
-        if separate:
-            encoded.update(tokenize_for_teacher(teacher_tokenizer, [batch["sentence"]], max_length=MAX_LENGTH))
-        return encoded
-
-    rows = rows.map(encode, batched=True, remove_columns=["sentence"])
-    return rows.add_column("idx", list(range(len(rows)))), separate
+    return tokenize_sentences(ordered, tokenizer, teacher_tokenizer if separate else None, MAX_LENGTH), separate
 
 
 def scores(model: Any, tokenizer: Any, evaluation: Any, pooling: str, project: Any = None) -> dict[str, float]:

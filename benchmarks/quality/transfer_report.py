@@ -4,14 +4,12 @@ transfer rows, the representation terms and the batch mixing do, with their 95% 
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import statistics
 from typing import Any
 
 from curve_report import format_difference, headline_metric, paired_difference
-from report_files import pyplot, write_report_files
+from report_files import load_suite_cells, pyplot, write_report_files
 
 COLLAPSE_SHARE = 0.95
 METHOD_ORDER = (
@@ -30,16 +28,6 @@ COMPARISONS = (
     ("kd, transfer", "kd, transfer, random batches"),
     ("kd", "ce"),
 )
-
-
-def load_cells(output_dir: str) -> list[dict[str, Any]]:
-    cells = []
-    for path in sorted(glob.glob(os.path.join(output_dir, "cells", "*.json"))):
-        with open(path) as handle:
-            cell = json.load(handle)
-        if cell.get("suite") == "transfer":
-            cells.append(cell)
-    return cells
 
 
 def summarise_cell(cell: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +161,7 @@ def plot(cells: list[dict[str, Any]], path: str) -> bool:
 
 
 def write_transfer_report(output_dir: str) -> str:
-    cells = load_cells(output_dir)
+    cells = load_suite_cells(output_dir, "transfer")
     if not cells:
         raise SystemExit(f"No transfer cells in {os.path.join(output_dir, 'cells')}: run run_transfer.py first.")
     for cell in cells:

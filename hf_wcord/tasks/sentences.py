@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import datasets
 
+from ..teacher_inputs import tokenize_for_teacher
 from .embedding_eval import read_jsonl
 
 # The text columns of the GLUE tasks whose sentences can serve as unlabeled training text.
@@ -151,3 +153,19 @@ def load_evaluation_data(args: SentenceDataArguments) -> EvaluationData | None:
         [row["sentence"] for row in test],
         [int(row["label"]) for row in test],
     )
+
+
+def tokenize_sentences(
+    sentences: list[str], tokenizer: Any, teacher_tokenizer: Any | None, max_length: int, index_column: str = "idx"
+) -> datasets.Dataset:
+    """The sentences tokenized for the student and, with a `teacher_tokenizer` (a teacher with its own vocabulary),
+    for the teacher in `teacher_*` columns, with the index column 0..N-1 in the given order."""
+    rows = datasets.Dataset.from_dict({"sentence": sentences, index_column: list(range(len(sentences)))})
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        encoded = dict(tokenizer(batch["sentence"], truncation=True, max_length=max_length))
+        if teacher_tokenizer is not None:
+            encoded.update(tokenize_for_teacher(teacher_tokenizer, [batch["sentence"]], max_length=max_length))
+        return encoded
+
+    return rows.map(encode, batched=True, remove_columns=["sentence"], desc="Tokenizing the sentences")
