@@ -31,6 +31,16 @@ def load_cells(output_dir: str, suite: str) -> list[dict[str, Any]]:
     return sorted(cells, key=lambda cell: order.index((cell["task"], cell["student"])))
 
 
+def cell_defaults(cell: dict[str, Any]) -> dict[str, Any]:
+    """The defaults that the cell's run settings are relative to (recorded by the code that ran them)."""
+    if "defaults" not in cell:
+        raise ValueError(
+            f"The {cell['task']} {cell['student']} cell records no `defaults`, so its runs' settings cannot be read: "
+            "rerun it with this version of the benchmark, or add the defaults of the commit that ran it to its JSON."
+        )
+    return cell["defaults"]
+
+
 def summarise(cell: dict[str, Any]) -> list[dict[str, Any]]:
     """Mean and standard deviation over the reported seeds of each method's final runs."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -56,10 +66,16 @@ def summarise(cell: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def describe(settings: dict[str, Any]) -> str:
+def setting_defaults() -> dict[str, Any]:
+    """WCoRDConfig's defaults of the settings a report describes. A run records only the settings that differ from the
+    defaults of the code that made it, so each cell stores these beside its runs (`defaults`)."""
     from hf_wcord import WCoRDConfig
 
-    defaults = {name: WCoRDConfig.__dataclass_fields__[name].default for name in SETTING_NAMES}
+    return {name: WCoRDConfig.__dataclass_fields__[name].default for name in SETTING_NAMES}
+
+
+def describe(settings: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """A run's KD and WCoRD weights, from its recorded `settings` over the `defaults` of the code that made it."""
     values = {**defaults, **settings}
     parts = []
     if values["alpha_kd"] > 0:
@@ -73,6 +89,7 @@ def describe(settings: dict[str, Any]) -> str:
 def markdown(cells: list[dict[str, Any]]) -> str:
     """Accuracy (mean ± std over seeds; the best per cell in bold), then the settings each method used."""
     summaries = {(cell["task"], cell["student"]): {row["method"]: row for row in cell["summary"]} for cell in cells}
+    defaults = {(cell["task"], cell["student"]): cell_defaults(cell) for cell in cells}
     panels = list(summaries)
     methods = [m for m in METHODS if any(m in rows for rows in summaries.values())]
     header = "| method | " + " | ".join(f"{task}: {student}" for task, student in panels) + " |"
@@ -93,7 +110,7 @@ def markdown(cells: list[dict[str, Any]]) -> str:
             best = max(r["mean"] for r in summaries[panel].values())
             text = f"{row['mean']:.4f} ± {row['std']:.4f}"
             scores.append(f"**{text}**" if row["mean"] == best else text)
-            settings.append(f"{describe(row['settings'])}; lr {row['learning_rate']:g}")
+            settings.append(f"{describe(row['settings'], defaults[panel])}; lr {row['learning_rate']:g}")
         accuracy.append(f"| {method} | " + " | ".join(scores) + " |")
         used.append(f"| {method} | " + " | ".join(settings) + " |")
     steps = " / ".join(f"{cell['budget']['optimizer_steps']}" for cell in cells)
@@ -119,7 +136,7 @@ def markdown(cells: list[dict[str, Any]]) -> str:
 def ablation_table(summaries: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str]:
     """A table of `wcord+kd` minus each ablation (or variant) per cell, for the cells that ran them (none: no
     table)."""
-    ablations = [m for m in METHODS if m.startswith("wcord+kd, ")]
+    ablations = [m for m in METHODS if m.startswith("wcord+kd, ") and any(m in rows for rows in summaries.values())]
     panels = [panel for panel, rows in summaries.items() if "wcord+kd" in rows and any(a in rows for a in ablations)]
     if not panels:
         return []

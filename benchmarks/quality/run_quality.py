@@ -43,7 +43,7 @@ from cells import (
     train_teacher,
 )
 from protocol import METHODS, REPORTED_SEEDS, SELECTION_SEED, TUNED, methods_for, train_student
-from report import write_report
+from report import setting_defaults, write_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -265,6 +265,7 @@ def main() -> None:
                 "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
                 "teacher": teacher_scores,
                 "selection_seed": SELECTION_SEED,
+                "defaults": setting_defaults(),
                 "environment": environment(),
                 "arguments": sys.argv[1:],
             }
