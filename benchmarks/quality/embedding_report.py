@@ -12,6 +12,7 @@ from typing import Any
 from curve_report import format_difference, paired_difference
 from report_files import load_suite_cells, pyplot, write_report_files
 
+CELL_ORDER = ("mpnet-minilm3", "minilm-narrow")
 METHOD_ORDER = ("mse", "cosine", "distilcse", "wcord global", "wcord global+local", "mse+wcord")
 WCORD_METHODS = ("wcord global", "wcord global+local", "mse+wcord")
 COMPARISONS = (
@@ -121,7 +122,7 @@ def plot(cells: list[dict[str, Any]], path: str) -> bool:
 
 
 def write_embedding_report(output_dir: str) -> str:
-    cells = load_suite_cells(output_dir, "embedding")
+    cells = sorted(load_suite_cells(output_dir, "embedding"), key=lambda cell: CELL_ORDER.index(cell["cell"]))
     if not cells:
         raise SystemExit(f"No embedding cells in {os.path.join(output_dir, 'cells')}: run run_embedding.py first.")
     for cell in cells:
