@@ -115,7 +115,7 @@ def plot(cells: list[dict[str, Any]], path: str) -> bool:
         axis.set_xticks(range(len(methods)), [m.replace(" ", "\n", 1) for m in methods], fontsize=8)
         axis.set_ylabel("STS-B validation Spearman")
         axis.set_title(f"{cell['cell']}: {cell['teacher']} -> {cell['student']} (blue: WCoRD terms)", fontsize=9)
-        axis.legend(loc="lower right")
+        axis.legend(loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     return True
