@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import statistics
@@ -10,6 +9,7 @@ from typing import Any
 
 from cells import SUITES
 from protocol import METHODS
+from report_files import load_suite_cells
 
 SETTING_NAMES = {
     "alpha_kd": "kd",
@@ -22,12 +22,7 @@ SETTING_NAMES = {
 def load_cells(output_dir: str, suite: str) -> list[dict[str, Any]]:
     """The cells of `suite` found in `output_dir/cells`, in the suite's order."""
     order = [(task, student) for task, budget in SUITES[suite].items() for student in budget.students]
-    cells = []
-    for path in glob.glob(os.path.join(output_dir, "cells", "*.json")):
-        with open(path) as handle:
-            cell = json.load(handle)
-        if cell["suite"] == suite:
-            cells.append(cell)
+    cells = load_suite_cells(output_dir, suite)
     return sorted(cells, key=lambda cell: order.index((cell["task"], cell["student"])))
 
 
