@@ -24,11 +24,14 @@ import functools
 import os
 import sys
 import time
+from typing import Any
 
+from cell_recorder import CellRecorder
 from cells import Budget, collator_for, load_splits, train_teacher
 from curve_report import write_curve_report
 from protocol import CURVE_METHODS, METHODS, train_student
-from run_quality import CellRecorder, add_run_arguments, environment, prepare_runs, without_defaults
+from report import setting_defaults
+from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -62,6 +65,11 @@ CURVES = {
 }
 
 
+def method_settings(method: str) -> dict[str, Any]:
+    """A method's settings as a run records them: what differs from the library's defaults."""
+    return without_defaults(METHODS[method])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--curves", nargs="+", default=list(CURVES), choices=list(CURVES))
@@ -93,15 +101,16 @@ def main() -> None:
                 "train_examples": size,
                 "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
                 "teacher": teacher_scores,
+                "defaults": setting_defaults(),
                 "environment": environment(),
                 "arguments": sys.argv[1:],
             }
             path = os.path.join(cli.output_dir, "cells", f"{task}__{student}__{size}.json")
-            recorder = CellRecorder(path, header, resume=True)
+            recorder = CellRecorder(path, header, resume=True, expected_settings=method_settings)
             (learning_rate,) = budget.student_learning_rates[student]
             for seed in cli.seeds:
                 for method in cli.methods:
-                    settings = without_defaults(METHODS[method])
+                    settings = method_settings(method)
                     key = {"method": method, "phase": "final", "seed": seed, "settings": settings}
                     key["learning_rate"] = learning_rate
                     train = functools.partial(

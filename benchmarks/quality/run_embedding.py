@@ -31,9 +31,10 @@ import tempfile
 import time
 from typing import Any
 
+from cell_recorder import CellRecorder
 from cells import DEFAULT_MPNET_DIR, minilm_folder, mpnet_folder
 from embedding_report import write_embedding_report
-from run_quality import CellRecorder, add_run_arguments, environment
+from run_quality import add_run_arguments, environment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = {

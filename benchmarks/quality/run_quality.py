@@ -23,7 +23,6 @@ are there already); `results.json`, `results.md` and `results.png` (needs matplo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -31,6 +30,7 @@ import tempfile
 import time
 from typing import Any
 
+from cell_recorder import CellRecorder
 from cells import (
     DEFAULT_DATA,
     DEFAULT_MPNET_DIR,
@@ -61,53 +61,6 @@ def environment() -> dict[str, Any]:
         "datasets": datasets.__version__,
         "torch_threads": torch.get_num_threads(),
     }
-
-
-class CellRecorder:
-    """The runs of one cell, written to its JSON file after every run; with `resume`, earlier runs of the same
-    settings are reused instead of trained again."""
-
-    def __init__(self, path: str, header: dict[str, Any], resume: bool) -> None:
-        self.path = path
-        self.header = header
-        self.runs: list[dict[str, Any]] = []
-        self.previous: list[dict[str, Any]] = []
-        self.invocations: list[dict[str, Any]] = []
-        if resume and os.path.isfile(path):
-            with open(path) as handle:
-                previous = json.load(handle)
-            self.previous = previous["runs"]
-            self.invocations = previous.get("invocations", [])
-
-    def run(self, key: dict[str, Any], train: Any) -> dict[str, Any]:
-        for record in self.previous:
-            if all(record.get(name) == value for name, value in key.items()):
-                self.runs.append(record)
-                return record
-        # Runs are deterministic: the same settings, learning rate and seed (and data) under another method's name
-        # (the tuned WCoRD choosing the defaults) reuse that run.
-        same = [name for name in key if name not in ("method", "phase")]
-        for record in self.runs:
-            if all(record.get(name) == key[name] for name in same) and "reused_from" not in record:
-                reused = {**record, **key, "reused_from": record["method"]}
-                self.runs.append(reused)
-                self.save()
-                return reused
-        record = {**key, **train()}
-        self.runs.append(record)
-        self.save()
-        return record
-
-    def save(self, minutes: float | None = None) -> None:
-        """Write the cell; with `minutes`, record this invocation (its arguments and minutes) as finished."""
-        if minutes is not None:
-            self.invocations.append({"arguments": self.header["arguments"], "minutes": minutes})
-        # Earlier runs that this invocation did not ask for (another method subset) are kept.
-        kept = [record for record in self.previous if record not in self.runs]
-        payload = {**self.header, "runs": self.runs + kept, "invocations": self.invocations}
-        with open(f"{self.path}.partial", "w") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(f"{self.path}.partial", self.path)
 
 
 def prepare_runs(threads: int | None, cache_prefix: str, cache_dir: str | None = None) -> tuple[Any, str]:
@@ -148,6 +101,11 @@ def without_defaults(settings: dict[str, Any]) -> dict[str, Any]:
 
     fields = WCoRDConfig.__dataclass_fields__
     return {name: value for name, value in settings.items() if value != fields[name].default}
+
+
+def untuned_settings(method: str) -> dict[str, Any] | None:
+    """A method's final settings as a run records them, or None for a tuned method (its held-out choice)."""
+    return None if method in TUNED else without_defaults(METHODS[method])
 
 
 def run_cell(
@@ -269,7 +227,12 @@ def main() -> None:
                 "environment": environment(),
                 "arguments": sys.argv[1:],
             }
-            recorder = CellRecorder(os.path.join(output_dir, "cells", f"{task}__{student}.json"), header, cli.resume)
+            recorder = CellRecorder(
+                os.path.join(output_dir, "cells", f"{task}__{student}.json"),
+                header,
+                cli.resume,
+                expected_settings=untuned_settings,
+            )
             methods = methods_for(task, student, cli.quick, cli.methods)
             run_cell(task, student, budget, splits, teacher, methods, cli.seeds, recorder, cache_root, collator)
             recorder.save(minutes=(time.perf_counter() - started) / 60)

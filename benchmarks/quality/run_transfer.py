@@ -28,9 +28,10 @@ import os
 import sys
 import time
 
+from cell_recorder import CellRecorder
 from cells import Budget, collator_for, load_splits, train_teacher
 from protocol import METHODS, train_student
-from run_quality import CellRecorder, add_run_arguments, environment, prepare_runs, without_defaults
+from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
 from transfer_report import write_transfer_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))

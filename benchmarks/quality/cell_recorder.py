@@ -1,0 +1,93 @@
+"""A benchmark cell's JSON file: its runs, written after every run, reused by later invocations of the same code,
+and read against the library defaults of the code that ran them."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+def rebase(settings: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings, recorded relative to the `old` defaults, rewritten relative to the `new` ones (what differs
+    from them); settings that neither set of defaults names are kept as they are."""
+    effective = {**old, **settings}
+    return {name: value for name, value in effective.items() if name not in new or new[name] != value}
+
+
+class CellRecorder:
+    """The runs of one cell, written to its JSON file after every run; with `resume`, earlier runs of the same
+    settings are reused instead of trained again.
+
+    A cell records the library `defaults` its runs' settings are relative to. When the header's defaults differ from
+    the file's, the earlier runs are rebased onto the new ones; a final run whose rebased settings are no longer its
+    method's (`expected_settings(method)`, None where a method's settings are tuned) moves to `superseded_runs`,
+    which the reports do not read, and the method runs again."""
+
+    def __init__(
+        self,
+        path: str,
+        header: dict[str, Any],
+        resume: bool,
+        expected_settings: Callable[[str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.path = path
+        self.header = header
+        self.runs: list[dict[str, Any]] = []
+        self.previous: list[dict[str, Any]] = []
+        self.superseded: list[dict[str, Any]] = []
+        self.invocations: list[dict[str, Any]] = []
+        if resume and os.path.isfile(path):
+            with open(path) as handle:
+                previous = json.load(handle)
+            self.invocations = previous.get("invocations", [])
+            self.superseded = previous.get("superseded_runs", [])
+            old, new = previous.get("defaults"), header.get("defaults")
+            if new is not None and old is None:
+                raise ValueError(
+                    f"{path} records no `defaults`, so its runs cannot be compared with this code's: add the defaults "
+                    "of the commit that ran it to the file, or write this invocation to a fresh --output_dir."
+                )
+            for record in previous["runs"]:
+                if new is not None and old != new:
+                    record = {**record, "settings": rebase(record["settings"], old, new)}
+                expected = None
+                if expected_settings is not None and record.get("phase") == "final":
+                    expected = expected_settings(record["method"])
+                if expected is not None and record["settings"] != expected:
+                    self.superseded.append(record)
+                else:
+                    self.previous.append(record)
+
+    def run(self, key: dict[str, Any], train: Any) -> dict[str, Any]:
+        for record in self.previous:
+            if all(record.get(name) == value for name, value in key.items()):
+                self.runs.append(record)
+                return record
+        # Runs are deterministic: the same settings, learning rate and seed (and data) under another method's name
+        # (the tuned WCoRD choosing the defaults) reuse that run.
+        same = [name for name in key if name not in ("method", "phase")]
+        for record in self.runs:
+            if all(record.get(name) == key[name] for name in same) and "reused_from" not in record:
+                reused = {**record, **key, "reused_from": record["method"]}
+                self.runs.append(reused)
+                self.save()
+                return reused
+        record = {**key, **train()}
+        self.runs.append(record)
+        self.save()
+        return record
+
+    def save(self, minutes: float | None = None) -> None:
+        """Write the cell; with `minutes`, record this invocation (its arguments and minutes) as finished."""
+        if minutes is not None:
+            self.invocations.append({"arguments": self.header["arguments"], "minutes": minutes})
+        # Earlier runs that this invocation did not ask for (another method subset) are kept.
+        kept = [record for record in self.previous if record not in self.runs]
+        payload = {**self.header, "runs": self.runs + kept, "invocations": self.invocations}
+        if self.superseded:
+            payload["superseded_runs"] = self.superseded
+        with open(f"{self.path}.partial", "w") as handle:
+            json.dump(payload, handle, indent=2)
+        os.replace(f"{self.path}.partial", self.path)

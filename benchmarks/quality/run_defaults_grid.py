@@ -1,0 +1,123 @@
+"""The library defaults of the two WCoRD weights, chosen once for every cell: each (lambda_global, lambda_local) of
+the grid, and KD alone for reference, trains on every cell with the selection seed (never a reported one) and is
+scored on the cell's held-out split; the defaults are the pair with the best mean held-out rank over the cells.
+
+Cells: one per student, at the size where the student is weakest (the curves' smallest affordable point) or at the
+quality suite's budget:
+
+- narrow at 1,000 SST-2 sentences and vit-tiny at 2,000 Fashion-MNIST images (the learning-curve budgets);
+- layers3 on SST-2 and resnet-tiny on Fashion-MNIST (the quality suite's budgets and learning rates).
+
+Everything else (KD weight and temperature, critic warm-up, bank, Sinkhorn) stays at the library's defaults.
+
+    python benchmarks/quality/run_defaults_grid.py --cells narrow-1000 layers3
+    python benchmarks/quality/run_defaults_grid.py --report_only
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import os
+import sys
+import time
+from typing import Any
+
+from cell_recorder import CellRecorder
+from cells import SUITES, Budget, collator_for, load_splits, train_teacher
+from grid_report import write_grid_report
+from protocol import SELECTION_SEED, train_student
+from run_curves import CURVES
+from run_quality import add_run_arguments, environment, prepare_runs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GLOBAL_WEIGHTS = (0.05, 0.1, 0.2, 0.4)
+LOCAL_WEIGHTS = (0.1, 0.5, 1.0)
+KD_ONLY = {"lambda_global": 0.0, "lambda_local": 0.0}
+
+
+def curve_cell(student: str, size: int) -> tuple[str, Budget, float]:
+    task, _, make_budget = CURVES[student]
+    budget = make_budget(size)
+    (learning_rate,) = budget.student_learning_rates[student]
+    return task, budget, learning_rate
+
+
+# cell -> (task, student, budget, learning rate): the quality suite's learning rates are the ones CE chose there.
+CELLS: dict[str, tuple[str, str, Budget, float]] = {
+    "narrow-1000": ("sst2", "narrow", *curve_cell("narrow", 1000)[1:]),
+    "vit-tiny-2000": ("fashion_mnist", "vit-tiny", *curve_cell("vit-tiny", 2000)[1:]),
+    "layers3": ("sst2", "layers3", SUITES["default"]["sst2"], 2e-4),
+    "resnet-tiny": ("fashion_mnist", "resnet-tiny", SUITES["default"]["fashion_mnist"], 2e-3),
+}
+
+
+def grid() -> list[dict[str, float]]:
+    """KD alone, then every (lambda_global, lambda_local) pair of the grid."""
+    pairs = itertools.product(GLOBAL_WEIGHTS, LOCAL_WEIGHTS)
+    return [KD_ONLY, *({"lambda_global": g, "lambda_local": loc} for g, loc in pairs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    add_run_arguments(parser, os.path.join(HERE, "results_defaults"))
+    parser.set_defaults(seeds=[SELECTION_SEED])
+    cli = parser.parse_args()
+    os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
+    if cli.report_only:
+        print(write_grid_report(cli.output_dir))
+        return
+
+    tokenizer, cache_root = prepare_runs(cli.threads, "grid_cache_", cli.cache_dir)
+    for name in cli.cells:
+        task, student, budget, learning_rate = CELLS[name]
+        started = time.perf_counter()
+        splits = load_splits(task, cli.data_dir, budget, tokenizer)
+        splits.pop("pool", None)  # only the held-out split decides
+        teacher, teacher_scores = train_teacher(
+            task, budget, splits, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer, ""
+        )
+        teacher.requires_grad_(False).eval()
+        collator = collator_for(task, tokenizer)
+        header: dict[str, Any] = {
+            "suite": "defaults-grid",
+            "cell": name,
+            "task": task,
+            "student": student,
+            "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
+            "learning_rate": learning_rate,
+            "teacher": teacher_scores,
+            "environment": environment(),
+            "arguments": sys.argv[1:],
+        }
+        recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{name}.json"), header, resume=True)
+        for seed in cli.seeds:
+            for settings in grid():
+                key = {"phase": "selection", "seed": seed, "settings": settings, "learning_rate": learning_rate}
+                train = functools.partial(
+                    train_student,
+                    task,
+                    budget,
+                    splits,
+                    teacher,
+                    student,
+                    settings,
+                    learning_rate,
+                    seed,
+                    cache_root,
+                    collator,
+                )
+                record = recorder.run(key, train)
+                print(
+                    f"{name} seed {seed} {settings}: held-out {record['heldout']:.4f} "
+                    f"({record['train_seconds']:.0f} s)",
+                    flush=True,
+                )
+        recorder.save(minutes=(time.perf_counter() - started) / 60)
+    print(write_grid_report(cli.output_dir))
+
+
+if __name__ == "__main__":
+    main()
