@@ -49,13 +49,13 @@ class WCoRDConfig(TrainingArguments):
         default=4.0, metadata={"help": "Softmax temperature T of the KD term; the term is scaled by T^2."}
     )
     lambda_global: float = field(
-        default=0.2,
+        default=0.05,
         metadata={
             "help": "Weight of the global contrastive term (dual form of the Wasserstein distance). 0 disables it."
         },
     )
     lambda_local: float = field(
-        default=0.5,
+        default=0.1,
         metadata={"help": "Weight of the local in-batch Sinkhorn term (primal optimal transport). 0 disables it."},
     )
     layer_map: str = field(

@@ -95,5 +95,5 @@ def test_push_to_hub_arguments_reach_the_card(tmp_path, tokenizer, sst2_train, l
     data = card.data.to_dict()
     assert (data["license"], data["language"], data["base_model"]) == ("mit", "en", "prajjwal1/bert-tiny")
     assert data["datasets"] == ["nyu-mll/glue"] and "my-tag" in data["tags"] and "wcord" in data["tags"]
-    assert "| lambda_global | 0.2 |" in card.text
+    assert "| lambda_global | 0.05 |" in card.text
     assert "| critic_warmup_steps | 200 |" in card.text

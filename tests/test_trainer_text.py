@@ -105,7 +105,7 @@ def test_saved_student_loads_with_auto_classes_and_holds_nothing_else(tmp_path, 
     assert reloaded.config.hidden_size == 32 and reloaded.config.num_hidden_layers == 2
     assert not (output / DISTILLER_STATE_NAME).exists()
     card = (output / "README.md").read_text()
-    assert "WCoRD" in card and "| lambda_global | 0.2 |" in card and "| alpha_kd | 1.0 |" in card
+    assert "WCoRD" in card and "| lambda_global | 0.05 |" in card and "| alpha_kd | 1.0 |" in card
     assert "teacher" in card.lower()
     batch = tokenizer(["a gripping, moving film"], return_tensors="pt")
     trainer.model.eval()

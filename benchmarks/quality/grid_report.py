@@ -94,14 +94,15 @@ def plot(entries: list[dict[str, Any]], path: str) -> bool:
     rows = entries[0]["rows"] if entries else []
     globals_ = sorted({row["lambda_global"] for row in rows})
     locals_ = sorted({row["lambda_local"] for row in rows})
-    grid = [[None] * len(globals_) for _ in locals_]
+    grid = [[float("nan")] * len(globals_) for _ in locals_]
     for row in rows:
         grid[locals_.index(row["lambda_local"])][globals_.index(row["lambda_global"])] = row["mean_rank"]
     figure, axis = plt.subplots(figsize=(5, 3.6))
     image = axis.imshow(grid, cmap="viridis_r", origin="lower")
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
-            axis.text(j, i, f"{value:.1f}", ha="center", va="center", color="white")
+            if value == value:  # a pair some cell has not run yet is left blank
+                axis.text(j, i, f"{value:.1f}", ha="center", va="center", color="white")
     axis.set_xticks(range(len(globals_)), [f"{g:g}" for g in globals_])
     axis.set_yticks(range(len(locals_)), [f"{loc:g}" for loc in locals_])
     axis.set_xlabel("lambda_global")
