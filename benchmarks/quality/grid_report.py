@@ -99,10 +99,12 @@ def plot(entries: list[dict[str, Any]], path: str) -> bool:
         grid[locals_.index(row["lambda_local"])][globals_.index(row["lambda_global"])] = row["mean_rank"]
     figure, axis = plt.subplots(figsize=(5, 3.6))
     image = axis.imshow(grid, cmap="viridis_r", origin="lower")
+    middle = (image.norm.vmin + image.norm.vmax) / 2
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
             if value == value:  # a pair some cell has not run yet is left blank
-                axis.text(j, i, f"{value:.1f}", ha="center", va="center", color="white")
+                color = "black" if value < middle else "white"
+                axis.text(j, i, f"{value:.1f}", ha="center", va="center", color=color)
     axis.set_xticks(range(len(globals_)), [f"{g:g}" for g in globals_])
     axis.set_yticks(range(len(locals_)), [f"{loc:g}" for loc in locals_])
     axis.set_xlabel("lambda_global")
