@@ -7,8 +7,11 @@ split with a selection seed that no reported run uses.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -158,3 +161,31 @@ def train_student(
         "settings": settings,
         "learning_rate": learning_rate,
     }
+
+
+@dataclass
+class CellRuns:
+    """What every student run of one cell shares; `trainer(...)` is one run of it, to be called by a recorder."""
+
+    task: str
+    budget: Budget
+    splits: dict[str, Any]
+    teacher: Any
+    student: str
+    cache_root: str
+    collator: Any
+
+    def trainer(self, settings: dict[str, Any], learning_rate: float, seed: int) -> Callable[[], dict[str, Any]]:
+        return functools.partial(
+            train_student,
+            self.task,
+            self.budget,
+            self.splits,
+            self.teacher,
+            self.student,
+            settings,
+            learning_rate,
+            seed,
+            self.cache_root,
+            self.collator,
+        )

@@ -20,7 +20,6 @@ method's mean and the paired differences with their 95% t-interval over seeds.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 from cell_recorder import CellRecorder
 from cells import Budget, collator_for, load_splits, train_teacher
 from curve_report import write_curve_report
-from protocol import CURVE_METHODS, METHODS, train_student
+from protocol import CURVE_METHODS, METHODS, CellRuns
 from report import setting_defaults
 from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
 
@@ -108,25 +107,13 @@ def main() -> None:
             path = os.path.join(cli.output_dir, "cells", f"{task}__{student}__{size}.json")
             recorder = CellRecorder(path, header, resume=True, expected_settings=method_settings)
             (learning_rate,) = budget.student_learning_rates[student]
+            runs = CellRuns(task, budget, splits, teacher, student, cache_root, collator)
             for seed in cli.seeds:
                 for method in cli.methods:
                     settings = method_settings(method)
                     key = {"method": method, "phase": "final", "seed": seed, "settings": settings}
                     key["learning_rate"] = learning_rate
-                    train = functools.partial(
-                        train_student,
-                        task,
-                        budget,
-                        splits,
-                        teacher,
-                        student,
-                        settings,
-                        learning_rate,
-                        seed,
-                        cache_root,
-                        collator,
-                    )
-                    record = recorder.run(key, train)
+                    record = recorder.run(key, runs.trainer(settings, learning_rate, seed))
                     print(
                         f"{student} {size} {method} seed {seed}: eval {record['eval']:.4f} "
                         f"({record['train_seconds']:.0f} s)",

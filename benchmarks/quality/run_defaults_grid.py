@@ -17,7 +17,6 @@ Everything else (KD weight and temperature, critic warm-up, bank, Sinkhorn) stay
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import os
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 from cell_recorder import CellRecorder
 from cells import SUITES, Budget, collator_for, load_splits, train_teacher
 from grid_report import write_grid_report
-from protocol import SELECTION_SEED, train_student
+from protocol import SELECTION_SEED, CellRuns
 from run_curves import CURVES
 from run_quality import add_run_arguments, environment, prepare_runs
 
@@ -93,23 +92,11 @@ def main() -> None:
             "arguments": sys.argv[1:],
         }
         recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{name}.json"), header, resume=True)
+        runs = CellRuns(task, budget, splits, teacher, student, cache_root, collator)
         for seed in cli.seeds:
             for settings in grid():
                 key = {"phase": "selection", "seed": seed, "settings": settings, "learning_rate": learning_rate}
-                train = functools.partial(
-                    train_student,
-                    task,
-                    budget,
-                    splits,
-                    teacher,
-                    student,
-                    settings,
-                    learning_rate,
-                    seed,
-                    cache_root,
-                    collator,
-                )
-                record = recorder.run(key, train)
+                record = recorder.run(key, runs.trainer(settings, learning_rate, seed))
                 print(
                     f"{name} seed {seed} {settings}: held-out {record['heldout']:.4f} "
                     f"({record['train_seconds']:.0f} s)",

@@ -23,14 +23,13 @@ runs are paired (per seed the same student initialisation and data seed).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import time
 
 from cell_recorder import CellRecorder
 from cells import Budget, collator_for, load_splits, train_teacher
-from protocol import METHODS, train_student
+from protocol import METHODS, CellRuns
 from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
 from transfer_report import write_transfer_report
 
@@ -132,20 +131,16 @@ def main() -> None:
                     "transfer": transfer,
                     "learning_rate": learning_rate,
                 }
-                train = functools.partial(
-                    train_student,
+                runs = CellRuns(
                     task,
                     budget,
                     with_transfer if transfer else splits,
                     teacher,
                     student,
-                    settings,
-                    learning_rate,
-                    seed,
                     os.path.join(cache_root, "transfer" if transfer else "labelled"),
                     collator,
                 )
-                record = recorder.run(key, train)
+                record = recorder.run(key, runs.trainer(settings, learning_rate, seed))
                 print(
                     f"{student} {method} seed {seed}: eval {record['eval']:.4f} ({record['train_seconds']:.0f} s)",
                     flush=True,
