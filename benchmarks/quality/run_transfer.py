@@ -30,6 +30,7 @@ import time
 from cell_recorder import CellRecorder
 from cells import Budget, collator_for, load_splits, train_teacher
 from protocol import METHODS, CellRuns
+from report import setting_defaults
 from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
 from transfer_report import write_transfer_report
 
@@ -114,10 +115,16 @@ def main() -> None:
             "transfer_examples": budget.transfer_examples,
             "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
             "teacher": teacher_scores,
+            "defaults": setting_defaults(),
             "environment": environment(),
             "arguments": sys.argv[1:],
         }
-        recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{task}__{student}.json"), header, resume=True)
+        recorder = CellRecorder(
+            os.path.join(cli.output_dir, "cells", f"{task}__{student}.json"),
+            header,
+            resume=True,
+            expected_settings=lambda method: without_defaults(TRANSFER_METHODS[method][0]),
+        )
         (learning_rate,) = budget.student_learning_rates[student]
         for seed in cli.seeds:
             for method in cli.methods:
