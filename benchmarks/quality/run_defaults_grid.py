@@ -36,17 +36,18 @@ LOCAL_WEIGHTS = (0.1, 0.5, 1.0)
 KD_ONLY = {"lambda_global": 0.0, "lambda_local": 0.0}
 
 
-def curve_cell(student: str, size: int) -> tuple[str, Budget, float]:
+def curve_cell(student: str, size: int) -> tuple[str, str, Budget, float]:
+    """A learning-curve point as a grid cell: its task, student, budget and learning rate."""
     task, _, make_budget = CURVES[student]
     budget = make_budget(size)
     (learning_rate,) = budget.student_learning_rates[student]
-    return task, budget, learning_rate
+    return task, student, budget, learning_rate
 
 
 # cell -> (task, student, budget, learning rate): the quality suite's learning rates are the ones CE chose there.
 CELLS: dict[str, tuple[str, str, Budget, float]] = {
-    "narrow-1000": ("sst2", "narrow", *curve_cell("narrow", 1000)[1:]),
-    "vit-tiny-2000": ("fashion_mnist", "vit-tiny", *curve_cell("vit-tiny", 2000)[1:]),
+    "narrow-1000": curve_cell("narrow", 1000),
+    "vit-tiny-2000": curve_cell("vit-tiny", 2000),
     "layers3": ("sst2", "layers3", SUITES["default"]["sst2"], 2e-4),
     "resnet-tiny": ("fashion_mnist", "resnet-tiny", SUITES["default"]["fashion_mnist"], 2e-3),
 }

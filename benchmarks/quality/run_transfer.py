@@ -26,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from cell_recorder import CellRecorder
 from cells import Budget, collator_for, load_splits, train_teacher
@@ -83,6 +84,11 @@ TRANSFER_METHODS = {
 }
 
 
+def transfer_settings(method: str) -> dict[str, Any]:
+    """A method's settings as a run records them: what differs from the library's defaults."""
+    return without_defaults(TRANSFER_METHODS[method][0])
+
+
 def main() -> None:
     from hf_wcord.unlabeled import add_transfer_rows
 
@@ -123,13 +129,25 @@ def main() -> None:
             os.path.join(cli.output_dir, "cells", f"{task}__{student}.json"),
             header,
             resume=True,
-            expected_settings=lambda method: without_defaults(TRANSFER_METHODS[method][0]),
+            expected_settings=transfer_settings,
         )
         (learning_rate,) = budget.student_learning_rates[student]
+        runs = {
+            transfer: CellRuns(
+                task,
+                budget,
+                with_transfer if transfer else splits,
+                teacher,
+                student,
+                os.path.join(cache_root, "transfer" if transfer else "labelled"),
+                collator,
+            )
+            for transfer in (False, True)
+        }
         for seed in cli.seeds:
             for method in cli.methods:
-                method_settings, transfer = TRANSFER_METHODS[method]
-                settings = without_defaults(method_settings)
+                transfer = TRANSFER_METHODS[method][1]
+                settings = transfer_settings(method)
                 key = {
                     "method": method,
                     "phase": "final",
@@ -138,16 +156,7 @@ def main() -> None:
                     "transfer": transfer,
                     "learning_rate": learning_rate,
                 }
-                runs = CellRuns(
-                    task,
-                    budget,
-                    with_transfer if transfer else splits,
-                    teacher,
-                    student,
-                    os.path.join(cache_root, "transfer" if transfer else "labelled"),
-                    collator,
-                )
-                record = recorder.run(key, runs.trainer(settings, learning_rate, seed))
+                record = recorder.run(key, runs[transfer].trainer(settings, learning_rate, seed))
                 print(
                     f"{student} {method} seed {seed}: eval {record['eval']:.4f} ({record['train_seconds']:.0f} s)",
                     flush=True,
