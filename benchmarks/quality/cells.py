@@ -150,6 +150,36 @@ def load_splits(
     return fashion_mnist_splits(data_dir, budget)
 
 
+@dataclass
+class CellData:
+    """What every run of one cell reads: its splits, its trained teacher (frozen, in evaluation mode) with its
+    scores, and the students' collator."""
+
+    splits: dict[str, Any]
+    teacher: Any
+    teacher_scores: dict[str, Any]
+    collator: Any
+
+
+def prepare_cell(
+    task: str,
+    budget: Budget,
+    data_dir: str,
+    teacher_folder: str,
+    tokenizer: Any,
+    mpnet_dir: str = DEFAULT_MPNET_DIR,
+) -> CellData:
+    """Load a cell's splits and train (or reload from `teacher_folder`) its teacher. With the all-mpnet-base-v2
+    teacher (`sst2_mpnet`), each row also holds the teacher's own tokenization and the collator pads both."""
+    from transformers import AutoTokenizer
+
+    teacher_tokenizer = AutoTokenizer.from_pretrained(mpnet_folder(mpnet_dir)) if task == "sst2_mpnet" else None
+    splits = load_splits(task, data_dir, budget, tokenizer, teacher_tokenizer)
+    teacher, scores = train_teacher(task, budget, splits, teacher_folder, teacher_tokenizer or tokenizer, mpnet_dir)
+    teacher.requires_grad_(False).eval()
+    return CellData(splits, teacher, scores, collator_for(task, tokenizer, teacher_tokenizer=teacher_tokenizer))
+
+
 def mpnet_folder(path: str) -> str:
     """The all-mpnet-base-v2 folder, or an error that says how to make it."""
     if not os.path.isfile(os.path.join(path, "config.json")):

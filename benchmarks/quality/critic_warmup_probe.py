@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import torch
-from cells import DEFAULT_DATA, collator_for, load_splits, make_student, minilm_folder, train_teacher
+from cells import DEFAULT_DATA, make_student, minilm_folder, prepare_cell
 from protocol import SELECTION_SEED
 from run_curves import CURVES
 from run_quality import environment
@@ -33,12 +33,11 @@ def probe(student_name: str, size: int, data_dir: str, work_dir: str, learning_r
     from hf_wcord import WCoRDConfig, WCoRDTrainer
     from hf_wcord.critic_warmup import critic_loss, warm_up_critic
 
-    task, _, make_budget = CURVES[student_name]
+    task, _, _, make_budget = CURVES[student_name]  # the vit-tiny and narrow curves are named after their students
     budget = make_budget(size)
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    splits = load_splits(task, data_dir, budget, tokenizer)
-    teacher, _ = train_teacher(task, budget, splits, os.path.join(work_dir, f"teacher_{task}"), tokenizer, "")
-    teacher.requires_grad_(False).eval()
+    cell = prepare_cell(task, budget, data_dir, os.path.join(work_dir, f"teacher_{task}"), tokenizer)
+    splits, teacher = cell.splits, cell.teacher
     args = WCoRDConfig(
         output_dir=tempfile.mkdtemp(prefix="probe_"),
         per_device_train_batch_size=budget.batch_size,
@@ -53,7 +52,7 @@ def probe(student_name: str, size: int, data_dir: str, work_dir: str, learning_r
         teacher_model=teacher,
         args=args,
         train_dataset=splits["train"],
-        data_collator=collator_for(task, tokenizer),
+        data_collator=cell.collator,
     )
     started = time.perf_counter()
     trainer.warm_negative_stores()
@@ -94,7 +93,7 @@ def probe(student_name: str, size: int, data_dir: str, work_dir: str, learning_r
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", nargs="+", default=list(CURVES), choices=list(CURVES))
+    parser.add_argument("--students", nargs="+", default=["vit-tiny", "narrow"], choices=["vit-tiny", "narrow"])
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--data_dir", default=DEFAULT_DATA)
     parser.add_argument(

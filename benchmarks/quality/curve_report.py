@@ -33,9 +33,14 @@ def paired_difference(first: dict[int, float], second: dict[int, float]) -> dict
     return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": len(seeds)}
 
 
+def curve_name(cell: dict[str, Any]) -> str:
+    """The curve a point belongs to: its student, and its teacher where that is not the task's default."""
+    return f"{cell['student']}, MPNet teacher" if cell["task"] == "sst2_mpnet" else cell["student"]
+
+
 def load_points(output_dir: str) -> list[dict[str, Any]]:
     points = load_suite_cells(output_dir, "curve")
-    return sorted(points, key=lambda cell: (cell["student"], cell["train_examples"]))
+    return sorted(points, key=lambda cell: (curve_name(cell), cell["train_examples"]))
 
 
 def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def markdown(points: list[dict[str, Any]]) -> str:
         seeds = "/".join(str(n) for n in sorted(set(summary["seeds"].values())))
         teacher = cell["teacher"]["eval"]
         lines.append(
-            f"| {cell['student']} | {cell['train_examples']:,} | {seeds} | {teacher:.4f} | "
+            f"| {curve_name(cell)} | {cell['train_examples']:,} | {seeds} | {teacher:.4f} | "
             + " | ".join(means)
             + " | "
             + " | ".join(differences)
@@ -123,7 +128,7 @@ def ablation_lines(points: list[dict[str, Any]]) -> list[str]:
         for method, entry in cell["summary"]["ablations"].items():
             difference = format_difference(entry["defaults_minus_it"])
             rows.append(
-                f"| {cell['student']} | {cell['train_examples']:,} | {method} | {entry['mean']:.4f} | {difference} |"
+                f"| {curve_name(cell)} | {cell['train_examples']:,} | {method} | {entry['mean']:.4f} | {difference} |"
             )
     if not rows:
         return []
@@ -146,10 +151,14 @@ def plot(points: list[dict[str, Any]], path: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    students = sorted({cell["student"] for cell in points})
-    figure, axes = plt.subplots(1, len(students), figsize=(6 * len(students), 4.5), squeeze=False)
-    for axis, student in zip(axes[0], students, strict=True):
-        cells = [cell for cell in points if cell["student"] == student]
+    curves = sorted({curve_name(cell) for cell in points})
+    columns = min(3, len(curves))
+    rows = -(-len(curves) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.5 * rows), squeeze=False)
+    for axis in axes.flat[len(curves) :]:
+        axis.set_visible(False)
+    for axis, curve in zip(axes.flat, curves, strict=False):
+        cells = [cell for cell in points if curve_name(cell) == curve]
         sizes = [cell["train_examples"] for cell in cells]
         for method in METHOD_ORDER:
             present = [(s, c["summary"]) for s, c in zip(sizes, cells, strict=True) if method in c["summary"]["means"]]
@@ -167,9 +176,9 @@ def plot(points: list[dict[str, Any]], path: str) -> bool:
         axis.minorticks_off()
         axis.set_xticks(sizes, [f"{s:,}" for s in sizes])
         axis.set_xlabel("training examples (same optimizer steps at every size)")
-        split = "5,000 held-out SST-2 sentences" if cells[0]["task"] == "sst2" else "test images"
+        split = "5,000 held-out SST-2 sentences" if headline_metric(cells[0]["task"]) == "pool" else "test images"
         axis.set_ylabel(f"accuracy ({split})")
-        axis.set_title(f"{cells[0]['task']}: {student}")
+        axis.set_title(f"{cells[0]['task']}: {curve}")
         axis.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

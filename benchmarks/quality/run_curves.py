@@ -7,8 +7,10 @@ teacher's representation should transfer most. Each point of a curve is a cell w
   optimizer steps of 64 images at every size, reported on all 10,000 test images;
 - sst2, narrow (random-init BERT, 256 x 4): 1,000, 2,000, 4,000 and 16,000 training sentences, 500 steps of 16,
   reported on the dev set (872) and on 5,000 training-pool sentences that no teacher or student trained on;
-- resnet-tiny (500 and 8,000 images) and layers3 (three of the teacher's layers; 1,000 and 4,000 sentences) at the
-  same budgets: their largest size is the default quality cell's data and steps, at this protocol.
+- resnet-tiny (500 and 8,000 images), layers3 (three of the teacher's layers; 1,000 and 4,000 sentences) and
+  minilm3 (three layers of the pretrained MiniLM-L6, not fine-tuned; 4,000 sentences, from the MiniLM-L6 teacher and,
+  as `minilm3-mpnet`, from an all-mpnet-base-v2 teacher with its own tokenizer) at the same budgets: their largest
+  size is the default quality cell's data and steps, at this protocol.
 
 Protocol: no per-point tuning for any method. Every method runs at its library defaults (the WCoRD weights were chosen
 once for all cells, on selection seeds: see the README) with the learning rate of the student's default cell. Runs
@@ -22,6 +24,7 @@ method's mean and the paired differences with their 95% t-interval over seeds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cell_recorder import CellRecorder
-from cells import Budget, collator_for, load_splits, train_teacher
+from cells import DEFAULT_MPNET_DIR, Budget, prepare_cell
 from curve_report import write_curve_report
 from protocol import CURVE_METHODS, METHODS, CellRuns
 from report import setting_defaults
@@ -67,14 +70,22 @@ def text_budget(student: str, learning_rate: float) -> Callable[[int], Budget]:
     )
 
 
-# student -> (task, sizes, budget factory); the learning rate is the one the student's default cell chose for CE. The
-# largest size of each curve is that cell's data and steps, so the resnet-tiny and layers3 curves (one size or two)
-# rerun today's quality cells at this protocol.
-CURVES: dict[str, tuple[str, tuple[int, ...], Callable[[int], Budget]]] = {
-    "vit-tiny": ("fashion_mnist", (500, 1000, 2000, 8000), image_budget("vit-tiny", 1e-3)),
-    "resnet-tiny": ("fashion_mnist", (500, 8000), image_budget("resnet-tiny", 2e-3)),
-    "narrow": ("sst2", (1000, 2000, 4000, 16000), text_budget("narrow", 5e-4)),
-    "layers3": ("sst2", (1000, 4000), text_budget("layers3", 2e-4)),
+def mpnet_teacher(make_budget: Callable[[int], Budget]) -> Callable[[int], Budget]:
+    """The same budget with the all-mpnet-base-v2 teacher, trained as in the `sst2_mpnet` quality cell: on 4,000 of
+    its 10,000 sentences, at 5e-5."""
+    return lambda size: dataclasses.replace(make_budget(size), teacher_learning_rate=5e-5, teacher_train_examples=4000)
+
+
+# curve -> (task, student, sizes, budget factory); the learning rate is the one the student's default cell chose for
+# CE. The largest size of each curve is that cell's data and steps, so the resnet-tiny, layers3 and minilm3 curves
+# (one size or two) rerun today's quality cells at this protocol.
+CURVES: dict[str, tuple[str, str, tuple[int, ...], Callable[[int], Budget]]] = {
+    "vit-tiny": ("fashion_mnist", "vit-tiny", (500, 1000, 2000, 8000), image_budget("vit-tiny", 1e-3)),
+    "resnet-tiny": ("fashion_mnist", "resnet-tiny", (500, 8000), image_budget("resnet-tiny", 2e-3)),
+    "narrow": ("sst2", "narrow", (1000, 2000, 4000, 16000), text_budget("narrow", 5e-4)),
+    "layers3": ("sst2", "layers3", (1000, 4000), text_budget("layers3", 2e-4)),
+    "minilm3": ("sst2", "minilm3", (4000,), text_budget("minilm3", 2e-4)),
+    "minilm3-mpnet": ("sst2_mpnet", "minilm3", (4000,), mpnet_teacher(text_budget("minilm3", 2e-4))),
 }
 
 
@@ -89,6 +100,11 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=None, help="Only these sizes (default: all).")
     parser.add_argument("--methods", nargs="+", default=list(CURVE_METHODS), choices=list(METHODS))
     add_run_arguments(parser, os.path.join(HERE, "results_curves"))
+    parser.add_argument(
+        "--mpnet_dir",
+        default=DEFAULT_MPNET_DIR,
+        help="all-mpnet-base-v2 folder for the minilm3-mpnet curve's teacher (made by scripts/fetch_mpnet.py).",
+    )
     cli = parser.parse_args()
     os.makedirs(os.path.join(cli.output_dir, "cells"), exist_ok=True)
     if cli.report_only:
@@ -96,24 +112,20 @@ def main() -> None:
         return
 
     tokenizer, cache_root = prepare_runs(cli.threads, "curve_cache_", cli.cache_dir)
-    for student in cli.curves:
-        task, sizes, make_budget = CURVES[student]
+    for curve in cli.curves:
+        task, student, sizes, make_budget = CURVES[curve]
         for size in [s for s in sizes if cli.sizes is None or s in cli.sizes]:
             started = time.perf_counter()
             budget = make_budget(size)
-            splits = load_splits(task, cli.data_dir, budget, tokenizer)
-            teacher, teacher_scores = train_teacher(
-                task, budget, splits, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer, ""
-            )
-            teacher.requires_grad_(False).eval()
-            collator = collator_for(task, tokenizer)
+            teacher_folder = os.path.join(cli.work_dir, f"teacher_{task}")
+            cell = prepare_cell(task, budget, cli.data_dir, teacher_folder, tokenizer, cli.mpnet_dir)
             header = {
                 "suite": "curve",
                 "task": task,
                 "student": student,
                 "train_examples": size,
                 "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
-                "teacher": teacher_scores,
+                "teacher": cell.teacher_scores,
                 "defaults": setting_defaults(),
                 "environment": environment(),
                 "arguments": sys.argv[1:],
@@ -121,7 +133,7 @@ def main() -> None:
             path = os.path.join(cli.output_dir, "cells", f"{task}__{student}__{size}.json")
             recorder = CellRecorder(path, header, resume=True, expected_settings=method_settings)
             (learning_rate,) = budget.student_learning_rates[student]
-            runs = CellRuns(task, budget, splits, teacher, student, cache_root, collator)
+            runs = CellRuns(task, budget, cell.splits, cell.teacher, student, cache_root, cell.collator)
             for seed in cli.seeds:
                 for method in cli.methods:
                     settings = method_settings(method)

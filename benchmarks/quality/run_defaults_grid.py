@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from cell_recorder import CellRecorder
-from cells import SUITES, Budget, collator_for, load_splits, train_teacher
+from cells import SUITES, Budget, prepare_cell
 from grid_report import write_grid_report
 from protocol import SELECTION_SEED, CellRuns
 from run_curves import CURVES
@@ -36,9 +36,9 @@ LOCAL_WEIGHTS = (0.1, 0.5, 1.0)
 KD_ONLY = {"lambda_global": 0.0, "lambda_local": 0.0}
 
 
-def curve_cell(student: str, size: int) -> tuple[str, str, Budget, float]:
+def curve_cell(curve: str, size: int) -> tuple[str, str, Budget, float]:
     """A learning-curve point as a grid cell: its task, student, budget and learning rate."""
-    task, _, make_budget = CURVES[student]
+    task, student, _, make_budget = CURVES[curve]
     budget = make_budget(size)
     (learning_rate,) = budget.student_learning_rates[student]
     return task, student, budget, learning_rate
@@ -74,13 +74,8 @@ def main() -> None:
     for name in cli.cells:
         task, student, budget, learning_rate = CELLS[name]
         started = time.perf_counter()
-        splits = load_splits(task, cli.data_dir, budget, tokenizer)
-        splits.pop("pool", None)  # only the held-out split decides
-        teacher, teacher_scores = train_teacher(
-            task, budget, splits, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer, ""
-        )
-        teacher.requires_grad_(False).eval()
-        collator = collator_for(task, tokenizer)
+        cell = prepare_cell(task, budget, cli.data_dir, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer)
+        cell.splits.pop("pool", None)  # only the held-out split decides
         header: dict[str, Any] = {
             "suite": "defaults-grid",
             "cell": name,
@@ -88,12 +83,12 @@ def main() -> None:
             "student": student,
             "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
             "learning_rate": learning_rate,
-            "teacher": teacher_scores,
+            "teacher": cell.teacher_scores,
             "environment": environment(),
             "arguments": sys.argv[1:],
         }
         recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{name}.json"), header, resume=True)
-        runs = CellRuns(task, budget, splits, teacher, student, cache_root, collator)
+        runs = CellRuns(task, budget, cell.splits, cell.teacher, student, cache_root, cell.collator)
         for seed in cli.seeds:
             for settings in grid():
                 key = {"phase": "selection", "seed": seed, "settings": settings, "learning_rate": learning_rate}

@@ -36,11 +36,8 @@ from cells import (
     DEFAULT_MPNET_DIR,
     SUITES,
     TASKS,
-    collator_for,
-    load_splits,
     minilm_folder,
-    mpnet_folder,
-    train_teacher,
+    prepare_cell,
 )
 from protocol import METHODS, REPORTED_SEEDS, SELECTION_SEED, TUNED, methods_for, train_student
 from report import setting_defaults, write_report
@@ -187,8 +184,6 @@ def main() -> None:
         print(write_report(output_dir, suite))
         return
 
-    from transformers import AutoTokenizer
-
     tokenizer, cache_root = prepare_runs(cli.threads, "quality_cache_")
     tasks = cli.tasks or list(SUITES[suite])
     unknown = [task for task in tasks if task not in SUITES[suite]]
@@ -199,20 +194,10 @@ def main() -> None:
         students = [name for name in budget.students if cli.students is None or name in cli.students]
         if not students:
             continue
-        teacher_tokenizer = (
-            AutoTokenizer.from_pretrained(mpnet_folder(cli.mpnet_dir)) if task == "sst2_mpnet" else None
+        cell = prepare_cell(
+            task, budget, cli.data_dir, os.path.join(cli.work_dir, suite, f"teacher_{task}"), tokenizer, cli.mpnet_dir
         )
-        splits = load_splits(task, cli.data_dir, budget, tokenizer, teacher_tokenizer)
-        teacher, teacher_scores = train_teacher(
-            task,
-            budget,
-            splits,
-            os.path.join(cli.work_dir, suite, f"teacher_{task}"),
-            teacher_tokenizer or tokenizer,
-            cli.mpnet_dir,
-        )
-        collator = collator_for(task, tokenizer, teacher_tokenizer=teacher_tokenizer)
-        teacher.requires_grad_(False).eval()
+        teacher, teacher_scores = cell.teacher, cell.teacher_scores
         print(f"{task} teacher: {teacher_scores}", flush=True)
         for student in students:
             started = time.perf_counter()
@@ -234,7 +219,9 @@ def main() -> None:
                 expected_settings=untuned_settings,
             )
             methods = methods_for(task, student, cli.quick, cli.methods)
-            run_cell(task, student, budget, splits, teacher, methods, cli.seeds, recorder, cache_root, collator)
+            run_cell(
+                task, student, budget, cell.splits, teacher, methods, cli.seeds, recorder, cache_root, cell.collator
+            )
             recorder.save(minutes=(time.perf_counter() - started) / 60)
     print(write_report(output_dir, suite))
 

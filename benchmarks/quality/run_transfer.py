@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from cell_recorder import CellRecorder
-from cells import Budget, collator_for, load_splits, train_teacher
+from cells import Budget, prepare_cell
 from protocol import METHODS, CellRuns
 from report import setting_defaults
 from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
@@ -106,13 +106,9 @@ def main() -> None:
     for student in cli.cells:
         started = time.perf_counter()
         task, budget = CELLS[student]
-        splits = load_splits(task, cli.data_dir, budget, tokenizer)
-        teacher, teacher_scores = train_teacher(
-            task, budget, splits, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer, ""
-        )
-        teacher.requires_grad_(False).eval()
+        cell = prepare_cell(task, budget, cli.data_dir, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer)
+        splits, teacher, teacher_scores, collator = cell.splits, cell.teacher, cell.teacher_scores, cell.collator
         with_transfer = {**splits, "train": add_transfer_rows(splits["train"], splits["transfer"])}
-        collator = collator_for(task, tokenizer)
         header = {
             "suite": "transfer",
             "task": task,
