@@ -120,7 +120,8 @@ def train_student(
     collator: Any,
 ) -> dict[str, Any]:
     """One seeded, deterministic student run; its held-out and reported accuracy, how often it predicts its most
-    frequent class on the reported split, and its training time."""
+    frequent class on the reported split, its training time, and its last training log's loss terms and critic
+    diagnostics (means since the previous log: the bank's staleness, what the critic knows, ...)."""
     from hf_wcord import WCoRDConfig, WCoRDTrainer
     from hf_wcord.tasks.vision import accuracy_metrics
 
@@ -150,6 +151,8 @@ def train_student(
     seconds = time.perf_counter() - start
     prediction = trainer.predict(splits["eval"])
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    diagnostics = {k: v for k, v in logged[-1].items() if k.startswith(("wcord/", "loss_"))} if logged else {}
     pool = {"pool": trainer.evaluate(splits["pool"])["eval_accuracy"]} if "pool" in splits else {}
     return {
         **pool,
@@ -160,6 +163,7 @@ def train_student(
         "train_seconds": seconds,
         "settings": settings,
         "learning_rate": learning_rate,
+        "training_log": diagnostics,
     }
 
 
