@@ -23,15 +23,18 @@ runs are paired (per seed the same student initialisation and data seed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cell_recorder import CellRecorder
 from cells import Budget, prepare_cell
 from protocol import METHODS, CellRuns
 from report import setting_defaults
+from run_curves import image_budget, text_budget
 from run_quality import add_run_arguments, environment, prepare_runs, without_defaults
 from transfer_report import write_transfer_report
 
@@ -39,39 +42,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LABELLED_SHARE = 0.25
 
 
-def sst2_budget(student: str, learning_rate: float) -> Budget:
-    return Budget(
-        10000,
-        1,
-        1e-4,
-        32,
-        1000,
-        1000,
-        None,
-        1,
-        16,
-        0.1,
-        {student: (learning_rate,)},
-        max_steps=1000,
-        heldout_start=16000,
-        pool_report_examples=5000,
-        transfer_examples=20000,
-    )
-
-
-def fashion_mnist_budget(student: str, learning_rate: float) -> Budget:
-    return Budget(
-        20000, 5, 2e-3, 128, 1000, 1000, None, 1, 64, 0.1, {student: (learning_rate,)}, max_steps=750,
-        transfer_examples=20000,
-    )  # fmt: skip
+def transfer_budget(make_budget: Callable[[int], Budget], steps: int) -> Budget:
+    """A learning curve's 1,000-example budget at `steps` optimizer steps, with 20,000 unlabeled transfer rows."""
+    return dataclasses.replace(make_budget(1000), max_steps=steps, transfer_examples=20000)
 
 
 # student -> (task, budget); each student's learning rate is the one its default cell chose for CE.
 CELLS = {
-    "narrow": ("sst2", sst2_budget("narrow", 5e-4)),
-    "layers3": ("sst2", sst2_budget("layers3", 2e-4)),
-    "vit-tiny": ("fashion_mnist", fashion_mnist_budget("vit-tiny", 1e-3)),
-    "resnet-tiny": ("fashion_mnist", fashion_mnist_budget("resnet-tiny", 2e-3)),
+    "narrow": ("sst2", transfer_budget(text_budget("narrow", 5e-4), 1000)),
+    "layers3": ("sst2", transfer_budget(text_budget("layers3", 2e-4), 1000)),
+    "vit-tiny": ("fashion_mnist", transfer_budget(image_budget("vit-tiny", 1e-3), 750)),
+    "resnet-tiny": ("fashion_mnist", transfer_budget(image_budget("resnet-tiny", 2e-3), 750)),
 }
 # method -> (its settings, whether it trains on the transfer rows too)
 TRANSFER_METHODS = {
