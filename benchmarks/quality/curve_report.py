@@ -47,9 +47,11 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
     metric = headline_metric(cell["task"])
     scores: dict[str, dict[int, float]] = {}
     dev: dict[str, dict[int, float]] = {}
+    seconds: dict[str, list[float]] = {}
     for run in cell["runs"]:
         if run["phase"] == "final":
             scores.setdefault(run["method"], {})[run["seed"]] = run[metric]
+            seconds.setdefault(run["method"], []).append(run["train_seconds"])
             dev.setdefault(run["method"], {})[run["seed"]] = run["eval"]
     methods = [m for m in METHOD_ORDER if m in scores]
     ablations = {
@@ -73,6 +75,7 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
             if a in scores and b in scores
         },
         "minutes": sum(run["train_seconds"] for run in cell["runs"]) / 60,
+        "train_seconds": {m: statistics.fmean(seconds[m]) for m in methods},
     }
 
 
@@ -117,8 +120,29 @@ def markdown(points: list[dict[str, Any]]) -> str:
             + " | ".join(differences)
             + f" | {summary['minutes']:.1f} |"
         )
+    lines += time_lines(points)
     lines += ablation_lines(points)
     return "\n".join(lines)
+
+
+def time_lines(points: list[dict[str, Any]]) -> list[str]:
+    """Each method's mean training seconds per run (`trainer.train()`: for WCoRD and CRD with the memory-bank fill
+    and the critic warm-up), and WCoRD + KD's over KD's."""
+    rows = []
+    for cell in points:
+        seconds = cell["summary"]["train_seconds"]
+        ratio = f"{seconds['wcord+kd'] / seconds['kd']:.2f}x" if "wcord+kd" in seconds and "kd" in seconds else "-"
+        times = " | ".join(f"{seconds[m]:.0f}" if m in seconds else "-" for m in METHOD_ORDER)
+        rows.append(f"| {curve_name(cell)} | {cell['train_examples']:,} | {times} | {ratio} |")
+    return [
+        "",
+        "Training seconds per run (mean over its runs; with the memory-bank fill and the critic warm-up; two runs "
+        "shared the machine's 2 cores, so these are rough):",
+        "",
+        "| student | examples | " + " | ".join(METHOD_ORDER) + " | wcord+kd / kd |",
+        "|---|---|" + "---|" * len(METHOD_ORDER) + "---|",
+        *rows,
+    ]
 
 
 def ablation_lines(points: list[dict[str, Any]]) -> list[str]:
