@@ -165,16 +165,18 @@ def prepare_cell(
     task: str,
     budget: Budget,
     data_dir: str,
-    teacher_folder: str,
+    work_dir: str,
     tokenizer: Any,
     mpnet_dir: str = DEFAULT_MPNET_DIR,
 ) -> CellData:
-    """Load a cell's splits and train (or reload from `teacher_folder`) its teacher. With the all-mpnet-base-v2
-    teacher (`sst2_mpnet`), each row also holds the teacher's own tokenization and the collator pads both."""
+    """Load a cell's splits and train (or reload from `<work_dir>/teacher_<task>`) its teacher. With the
+    all-mpnet-base-v2 teacher (`sst2_mpnet`), each row also holds the teacher's own tokenization and the collator pads
+    both."""
     from transformers import AutoTokenizer
 
     teacher_tokenizer = AutoTokenizer.from_pretrained(mpnet_folder(mpnet_dir)) if task == "sst2_mpnet" else None
     splits = load_splits(task, data_dir, budget, tokenizer, teacher_tokenizer)
+    teacher_folder = os.path.join(work_dir, f"teacher_{task}")
     teacher, scores = train_teacher(task, budget, splits, teacher_folder, teacher_tokenizer or tokenizer, mpnet_dir)
     teacher.requires_grad_(False).eval()
     return CellData(splits, teacher, scores, collator_for(task, tokenizer, teacher_tokenizer=teacher_tokenizer))

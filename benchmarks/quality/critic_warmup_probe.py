@@ -27,16 +27,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKPOINTS = (0, 50, 100, 200, 400)
 
 
-def probe(student_name: str, size: int, data_dir: str, work_dir: str, learning_rate: float | None) -> dict:
+def probe(curve: str, size: int, data_dir: str, work_dir: str, learning_rate: float | None) -> dict:
     from transformers import AutoTokenizer
 
     from hf_wcord import WCoRDConfig, WCoRDTrainer
     from hf_wcord.critic_warmup import critic_loss, warm_up_critic
 
-    task, _, _, make_budget = CURVES[student_name]  # the vit-tiny and narrow curves are named after their students
+    task, student_name, _, make_budget = CURVES[curve]
     budget = make_budget(size)
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    cell = prepare_cell(task, budget, data_dir, os.path.join(work_dir, f"teacher_{task}"), tokenizer)
+    cell = prepare_cell(task, budget, data_dir, work_dir, tokenizer)
     splits, teacher = cell.splits, cell.teacher
     args = WCoRDConfig(
         output_dir=tempfile.mkdtemp(prefix="probe_"),

@@ -136,8 +136,8 @@ def time_lines(points: list[dict[str, Any]]) -> list[str]:
         rows.append(f"| {curve_name(cell)} | {cell['train_examples']:,} | {times} | {ratio} |")
     return [
         "",
-        "Training seconds per run (mean over its runs; with the memory-bank fill and the critic warm-up; two runs "
-        "shared the machine's 2 cores, so these are rough):",
+        "Training seconds per run (mean over its runs; with the memory-bank fill and the critic warm-up; wall-clock "
+        "time, rough wherever other jobs shared the machine):",
         "",
         "| student | examples | " + " | ".join(METHOD_ORDER) + " | wcord+kd / kd |",
         "|---|---|" + "---|" * len(METHOD_ORDER) + "---|",

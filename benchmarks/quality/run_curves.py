@@ -117,8 +117,7 @@ def main() -> None:
         for size in [s for s in sizes if cli.sizes is None or s in cli.sizes]:
             started = time.perf_counter()
             budget = make_budget(size)
-            teacher_folder = os.path.join(cli.work_dir, f"teacher_{task}")
-            cell = prepare_cell(task, budget, cli.data_dir, teacher_folder, tokenizer, cli.mpnet_dir)
+            cell = prepare_cell(task, budget, cli.data_dir, cli.work_dir, tokenizer, cli.mpnet_dir)
             header = {
                 "suite": "curve",
                 "task": task,

@@ -74,7 +74,7 @@ def main() -> None:
     for name in cli.cells:
         task, student, budget, learning_rate = CELLS[name]
         started = time.perf_counter()
-        cell = prepare_cell(task, budget, cli.data_dir, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer)
+        cell = prepare_cell(task, budget, cli.data_dir, cli.work_dir, tokenizer)
         cell.splits.pop("pool", None)  # only the held-out split decides
         header: dict[str, Any] = {
             "suite": "defaults-grid",

@@ -194,9 +194,7 @@ def main() -> None:
         students = [name for name in budget.students if cli.students is None or name in cli.students]
         if not students:
             continue
-        cell = prepare_cell(
-            task, budget, cli.data_dir, os.path.join(cli.work_dir, suite, f"teacher_{task}"), tokenizer, cli.mpnet_dir
-        )
+        cell = prepare_cell(task, budget, cli.data_dir, os.path.join(cli.work_dir, suite), tokenizer, cli.mpnet_dir)
         teacher, teacher_scores = cell.teacher, cell.teacher_scores
         print(f"{task} teacher: {teacher_scores}", flush=True)
         for student in students:

@@ -87,7 +87,7 @@ def main() -> None:
     for student in cli.cells:
         started = time.perf_counter()
         task, budget = CELLS[student]
-        cell = prepare_cell(task, budget, cli.data_dir, os.path.join(cli.work_dir, f"teacher_{task}"), tokenizer)
+        cell = prepare_cell(task, budget, cli.data_dir, cli.work_dir, tokenizer)
         splits, teacher, teacher_scores, collator = cell.splits, cell.teacher, cell.teacher_scores, cell.collator
         with_transfer = {**splits, "train": add_transfer_rows(splits["train"], splits["transfer"])}
         header = {
