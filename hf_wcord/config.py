@@ -20,6 +20,7 @@ HEAD_TYPES = ("linear", "mlp")
 GLOBAL_OBJECTIVES = ("infonce", "dual", "nce")
 BANK_CONTENTS = ("features", "embeddings")
 STANDARDIZE_STATISTICS = ("running", "batch")
+STUDENT_NEGATIVES = ("bank", "batch", "none")
 DEFAULT_NUM_NEGATIVES = 16384
 
 
@@ -178,6 +179,19 @@ class WCoRDConfig(TrainingArguments):
                 "heads), projected with today's heads at every step, so that negatives come from the same critic "
                 "as the positive (the teacher's are exact: it is frozen); 'embeddings': the heads' outputs when the "
                 "was last seen, mixed with `bank_momentum` (CRD's bank; v0.2's default)."
+            )
+        },
+    )
+    student_negatives: str = field(
+        default="bank",
+        metadata={
+            "help": (
+                "Negatives of the global term's teacher-anchored direction (other examples' student embeddings, "
+                "which the critic must rank below the anchor's own student). 'bank': drawn from the memory bank, "
+                "written by the student of up to an epoch ago; 'batch': the batch's other students (fresh, with "
+                "gradient, B - 1 per anchor, per process); 'none': no teacher-anchored direction, the global term is "
+                "the student-anchored direction alone, whose negatives are the teacher's features (exact: the "
+                "teacher is frozen). The student-anchored direction always draws its K negatives from the bank."
             )
         },
     )
@@ -356,6 +370,7 @@ class WCoRDConfig(TrainingArguments):
             ("global_objective", GLOBAL_OBJECTIVES),
             ("bank_content", BANK_CONTENTS),
             ("standardize_statistics", STANDARDIZE_STATISTICS),
+            ("student_negatives", STUDENT_NEGATIVES),
             ("unlabeled_negative_labels", NEGATIVE_LABEL_POLICIES),
         ):
             if getattr(self, name) not in choices:
@@ -372,6 +387,11 @@ class WCoRDConfig(TrainingArguments):
             raise ValueError(
                 "`global_objective='nce'` (CRD) takes its positives from the memory bank's stored embeddings: set "
                 "`bank_content='embeddings'`."
+            )
+        if self.global_objective == "nce" and self.student_negatives != "bank":
+            raise ValueError(
+                "`global_objective='nce'` (CRD) draws both directions' negatives from the memory bank: set "
+                "`student_negatives='bank'`."
             )
         if self.layer_weights is not None and any(w < 0 for w in self.layer_weights):
             raise ValueError(f"`layer_weights` must be >= 0, got {self.layer_weights}.")

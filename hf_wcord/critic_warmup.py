@@ -24,12 +24,10 @@ def critic_loss(distiller: WCoRDDistiller, index: torch.Tensor) -> tuple[torch.T
     slots, excluded = first.draw(distiller.num_negatives, index, labels)
     total = torch.zeros((), device=index.device)
     diagnostics = []
-    for pair, (teacher_store, student_store) in enumerate(
-        zip(distiller.teacher_stores, distiller.student_stores, strict=True)
-    ):
-        t = distiller.stored_embeddings(pair, "teacher", teacher_store.negatives(index))
-        s = distiller.stored_embeddings(pair, "student", student_store.negatives(index))
-        term, pair_diagnostics = distiller.global_term(pair, t, s, slots, excluded, None)
+    for pair in range(len(distiller.teacher_stores)):
+        t = distiller.stored_embeddings(pair, "teacher", index)
+        s = distiller.stored_embeddings(pair, "student", index)
+        term, pair_diagnostics = distiller.global_term(pair, t, s, slots, excluded, index, labels)
         total = total + distiller.layer_weights[pair] * term
         diagnostics.append(pair_diagnostics)
     return total, average_diagnostics(diagnostics)

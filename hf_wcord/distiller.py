@@ -35,7 +35,9 @@ class WCoRDDistiller(nn.Module):
 
     With `bank_content='features'` the stores hold pooled features, and each step's negatives are today's heads
     applied to them: the positive and the negatives come from the same critic (and the teacher's negatives are exact,
-    the teacher being frozen). With `global_objective='nce'` the global term is CRD's ([`CRDNCELoss`], bank positives).
+    the teacher being frozen). `student_negatives` chooses the teacher-anchored direction's negatives: the bank's
+    student side, the batch's other students (fresh), or none (that direction is dropped). With
+    `global_objective='nce'` the global term is CRD's ([`CRDNCELoss`], bank positives).
 
     After each training forward, `diagnostics` holds what the critic knows on that batch (detached, averaged over the
     pairs): per direction the contrastive accuracy and the positive's probability, the measured Lipschitz ratio of
@@ -77,6 +79,7 @@ class WCoRDDistiller(nn.Module):
         self.compute_local = config.lambda_local > 0
         self.use_gradient_penalty = config.lipschitz == "gradient_penalty"
         self.label_aware = config.label_aware_negatives
+        self.student_negatives = config.student_negatives
 
         def head(dim: int) -> ProjectionHead:
             return ProjectionHead(
@@ -172,15 +175,16 @@ class WCoRDDistiller(nn.Module):
                 weight = self.layer_weights[pair]
                 teacher_feature, student_feature = teacher_feature.detach().float(), student_feature.float()
                 teacher_head, student_head = self.teacher_heads[pair], self.student_heads[pair]
-                bound = critic_lipschitz_constant(teacher_head, student_head, self.temperature)
                 teacher_standardized = teacher_head.standardize(teacher_feature)
                 student_standardized = student_head.standardize(student_feature)
                 t = teacher_head.embed(teacher_standardized)
                 s = student_head.embed(student_standardized)
                 pair_diagnostics = {}
                 if self.compute_global:
-                    term, pair_diagnostics = self.global_term(pair, t, s, slots, excluded, index)
+                    term, pair_diagnostics = self.global_term(pair, t, s, slots, excluded, index, labels)
                     global_term = global_term + weight * term
+                    if self.training and self.uses_bank and not self.uses_nce:
+                        pair_diagnostics.update(self.bank_staleness(pair, s.detach(), index))
                 if self.compute_local:
                     local_pairs.append((t.detach(), s))
                 if self.use_gradient_penalty and self.training:
@@ -188,6 +192,7 @@ class WCoRDDistiller(nn.Module):
                         teacher_head, student_head, teacher_standardized, student_standardized
                     )
                 if self.training:
+                    bound = critic_lipschitz_constant(teacher_head, student_head, self.temperature)
                     pair_diagnostics.update(
                         critic_diagnostics(
                             teacher_feature, student_feature.detach(), t.detach(), s.detach(), self.temperature, bound
@@ -222,13 +227,14 @@ class WCoRDDistiller(nn.Module):
         slots: torch.Tensor | None,
         excluded: torch.Tensor,
         index: torch.Tensor | None,
+        labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One pair's global term and its diagnostics (per direction: accuracy and positive probability)."""
         teacher_store, student_store = self.teacher_stores[pair], self.student_stores[pair]
-        teacher_negatives = self.stored_embeddings(pair, "teacher", teacher_store.negatives(slots))
-        student_negatives = self.stored_embeddings(pair, "student", student_store.negatives(slots))
+        teacher_negatives = self.stored_embeddings(pair, "teacher", slots)
         diagnostics: dict[str, torch.Tensor] = {}
         if self.uses_nce:
+            student_negatives = self.stored_embeddings(pair, "student", slots)
             index = index.to(teacher_store.memory.device).long()
             term, (teacher_scores, student_scores) = self.crd_loss(
                 t,
@@ -242,29 +248,45 @@ class WCoRDDistiller(nn.Module):
                 "student": (student_scores[:, 0], student_scores[:, 1:]),
             }
         else:
-            directions = {
-                "teacher": self.global_loss.scores(t, s, student_negatives, excluded),
-                "student": self.global_loss.scores(s, t, teacher_negatives, excluded),
-            }
-            term = 0.5 * sum(self.global_loss.loss_from_scores(*scores) for scores in directions.values())
-            if self.uses_bank and index is not None:
-                own = self.stored_embeddings(pair, "student", student_store.negatives(index.to(t.device).long()))
-                written = student_store.written.index_select(0, index.to(t.device).long())
-                if written.any():
-                    cosine = nn.functional.cosine_similarity(own[written].detach(), s[written].detach(), dim=1)
-                    diagnostics["bank_staleness_cosine"] = cosine.mean()
+            directions = {}
+            if self.student_negatives == "bank":
+                student_negatives = self.stored_embeddings(pair, "student", slots)
+                directions["teacher"] = self.global_loss.scores(t, s, student_negatives, excluded)
+            elif self.student_negatives == "batch":
+                in_batch = in_batch_excluded(index, labels, len(s), s.device)
+                directions["teacher"] = self.global_loss.scores(t, s, s, in_batch)
+            directions["student"] = self.global_loss.scores(s, t, teacher_negatives, excluded)
+            term = sum(self.global_loss.loss_from_scores(*scores) for scores in directions.values()) / len(directions)
         if self.training:
             for side, (positive, negative) in directions.items():
                 for name, value in contrastive_diagnostics(positive.detach(), negative.detach()).items():
                     diagnostics[f"{side}_anchored_{name}"] = value
         return term, diagnostics
 
-    def stored_embeddings(self, pair: int, side: str, stored: torch.Tensor) -> torch.Tensor:
-        """Stored vectors as the critic's embeddings: today's heads applied to stored features, or the stored
-        embeddings as they are."""
+    @torch.no_grad()
+    def bank_staleness(self, pair: int, s: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The cosine between the batch's student embeddings and those of the same examples in the bank (as the
+        critic sees them today), over the slots already written."""
+        student_store = self.student_stores[pair]
+        index = index.to(student_store.memory.device).long()
+        written = student_store.written.index_select(0, index)
+        if not written.any():
+            return {}
+        own = self.stored_embeddings(pair, "student", index).to(s.device)
+        cosine = nn.functional.cosine_similarity(own[written.to(s.device)], s[written.to(s.device)], dim=1)
+        return {"bank_staleness_cosine": cosine.mean()}
+
+    def stored_embeddings(self, pair: int, side: str, slots: torch.Tensor | None) -> torch.Tensor:
+        """The vectors stored at `slots` of one side's store, as the critic's embeddings: today's heads applied to
+        stored features, or the stored embeddings as they are."""
+        heads, stores = (
+            (self.teacher_heads, self.teacher_stores)
+            if side == "teacher"
+            else (self.student_heads, self.student_stores)
+        )
+        stored = stores[pair].negatives(slots)
         if not self.stores_features:
             return stored
-        heads = self.teacher_heads if side == "teacher" else self.student_heads
         return heads[pair].embed_stored(stored)
 
     @torch.no_grad()
@@ -328,6 +350,21 @@ class WCoRDDistiller(nn.Module):
         for pair, (t, s) in enumerate(updates):
             self.teacher_stores[pair].update(index, gather(t), labels)
             self.student_stores[pair].update(index, gather(s), labels)
+
+
+def in_batch_excluded(
+    index: torch.Tensor | None, labels: torch.Tensor | None, rows: int, device: torch.device
+) -> torch.Tensor:
+    """`(n, n)` mask of the batch's students that must not serve as negatives for each anchor: its own (the positive),
+    another row of the same example (same dataset index) and, when labels are given, rows of the anchor's class."""
+    if index is None:
+        return torch.eye(rows, dtype=torch.bool, device=device)
+    index = index.to(device).long()
+    excluded = index[None, :] == index[:, None]
+    if labels is not None:
+        labels = labels.to(index.device)
+        excluded = excluded | ((labels[None, :] == labels[:, None]) & (labels >= 0)[:, None])
+    return excluded
 
 
 @torch.no_grad()

@@ -104,6 +104,12 @@ class FeatureStandardizer(nn.BatchNorm1d):
         return (features.float() - self.running_mean) * self.scale(self.running_var)
 
     @torch.no_grad()
+    def transform_(self, features: torch.Tensor) -> torch.Tensor:
+        """[`transform`] in place, for an fp32 tensor that nothing else holds and that needs no gradient (the
+        memory bank's stored features: K x D, read at every step)."""
+        return features.sub_(self.running_mean).mul_(self.scale(self.running_var))
+
+    @torch.no_grad()
     def fit(self, features: torch.Tensor) -> None:
         """Set the running statistics to those of `features` (rows: examples), e.g. the whole training set."""
         features = features.float()
@@ -189,14 +195,18 @@ class ProjectionHead(nn.Module):
         return self.embed(self.standardize(features.float()))
 
     def embed_stored(self, features: torch.Tensor) -> torch.Tensor:
-        """f(standardize(x)) for stored features x (memory-bank negatives), with the running statistics and no update
-        to them: today's critic applied to features written earlier."""
+        """f(standardize(x)) for stored features x (memory-bank negatives, a tensor of their own that this call may
+        overwrite), with the running statistics and no update to them: today's critic applied to features written
+        earlier."""
         if isinstance(self.standardize, FeatureStandardizer):
-            return self.embed(self.standardize.transform(features))
+            return self.embed(self.standardize.transform_(features.float()))
         return self.embed(features.float())
 
     def weight_norm_bound(self) -> float:
-        """Product of the exact spectral norms of the linear maps: f's Lipschitz constant in z (ball heads)."""
+        """Product of the spectral norms of the linear maps: f's Lipschitz constant in z (ball heads). 1 for spectral
+        heads, whose maps are divided by their exact sigma_max; measured exactly (an SVD per map) otherwise."""
+        if self.lipschitz == "spectral":
+            return 1.0
         bound = 1.0
         for layer in self.net:
             if isinstance(layer, nn.Linear):

@@ -53,6 +53,7 @@ _SETTINGS = (
     "negatives_source",
     "warm_negatives",
     "bank_content",
+    "student_negatives",
     "critic_warmup_steps",
     "representation_warmup_ratio",
     "labelled_batch_share",

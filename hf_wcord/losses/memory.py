@@ -97,8 +97,8 @@ class MemoryBank(nn.Module):
         return slots, negatives_mask(self.written.index_select(0, slots), slots, slot_labels, index, labels)
 
     def negatives(self, slots: torch.Tensor) -> torch.Tensor:
-        """The stored embeddings `(K, d)` at the drawn `slots`, in fp32."""
-        return self.memory.index_select(0, slots).float() + self.offset
+        """The stored embeddings `(K, d)` at the drawn `slots`, in fp32 (a new tensor)."""
+        return self.memory.index_select(0, slots).float().add_(self.offset)
 
     @property
     def fraction_written(self) -> float:
