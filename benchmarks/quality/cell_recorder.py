@@ -8,12 +8,35 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+# Settings added after the first cells were recorded, with the value every earlier run had (there was no other): a
+# cell's recorded defaults are read with these beneath them.
+DEFAULTS_BEFORE_THE_SETTING_EXISTED = {"student_negatives": "bank"}
+
+
+def recorded_defaults(defaults: dict[str, Any], names: Any = DEFAULTS_BEFORE_THE_SETTING_EXISTED) -> dict[str, Any]:
+    """A cell's recorded `defaults`, completed with the values of the settings its code predates (of those in
+    `names`)."""
+    return {
+        **{name: value for name, value in DEFAULTS_BEFORE_THE_SETTING_EXISTED.items() if name in names},
+        **defaults,
+    }
+
+
+# Settings that act only through one term, with that term's weight: where the weight is 0 they change nothing.
+ACTS_THROUGH = {"student_negatives": "lambda_global"}
+
 
 def rebase(settings: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """A run's settings, recorded relative to the `old` defaults, rewritten relative to the `new` ones (what differs
-    from them); settings that neither set of defaults names are kept as they are."""
+    from them); settings that neither set of defaults names are kept as they are, and a setting whose term the run
+    turned off is dropped (a KD run is the same whatever the global term's negatives)."""
     effective = {**old, **settings}
-    return {name: value for name, value in effective.items() if name not in new or new[name] != value}
+    inert = {name for name, weight in ACTS_THROUGH.items() if effective.get(weight, 1.0) == 0}
+    return {
+        name: value
+        for name, value in effective.items()
+        if (name not in new or new[name] != value) and name not in inert
+    }
 
 
 class CellRecorder:
@@ -44,6 +67,8 @@ class CellRecorder:
             self.invocations = previous.get("invocations", [])
             self.superseded = previous.get("superseded_runs", [])
             old, new = previous.get("defaults"), header.get("defaults")
+            if old is not None and new is not None:
+                old = recorded_defaults(old, new)
             if new is not None and old is None:
                 raise ValueError(
                     f"{path} records no `defaults`, so its runs cannot be compared with this code's: add the defaults "

@@ -34,6 +34,7 @@ CRD = {
     "representation_warmup_ratio": 0.0,
     "lambda_global": 0.8,
     "lambda_local": 0.0,
+    "student_negatives": "bank",
 }
 # Final methods: their fixed settings. "crd-infonce+kd" is v0.2's stand-in for CRD (CRD's head and a cold bank of
 # embeddings with WCoRD's InfoNCE on fresh positives); it is not RepDistiller's NCE loss with bank positives.
@@ -49,6 +50,7 @@ METHODS: dict[str, dict[str, Any]] = {
         "bank_content": "embeddings",
         "critic_warmup_steps": 0,
         "standardize_statistics": "batch",
+        "student_negatives": "bank",
     },
     "wcord+kd": {},
     "wcord+kd tuned": {},
@@ -65,6 +67,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "wcord+kd, cold bank": {"warm_negatives": False},
     "wcord+kd, cls/uniform": {"layer_map": "uniform", "pooling": "first"},
     "wcord+kd, no ramp": {"representation_warmup_ratio": 0.0},
+    # The teacher-anchored direction's negatives, each kind (the default's entry is the defaults themselves).
+    "wcord+kd, bank student negatives": {"student_negatives": "bank"},
+    "wcord+kd, batch student negatives": {"student_negatives": "batch"},
+    "wcord+kd, no student negatives": {"student_negatives": "none"},
     # Not a fix undone but the large-data option: a FIFO queue of 1,024 recent embeddings (a quarter of SST-2's
     # and an eighth of Fashion-MNIST's training examples) instead of one bank slot per example.
     "wcord+kd, queue 1024": {"negatives_source": "queue", "num_negatives": 1024},

@@ -7,6 +7,7 @@ import os
 import statistics
 from typing import Any
 
+from cell_recorder import recorded_defaults
 from cells import SUITES
 from protocol import METHODS
 from report_files import load_suite_cells
@@ -16,6 +17,7 @@ SETTING_NAMES = {
     "kd_temperature": "T",
     "lambda_global": "global",
     "lambda_local": "local",
+    "student_negatives": "teacher-anchored negatives",
 }
 
 
@@ -33,7 +35,7 @@ def cell_defaults(cell: dict[str, Any]) -> dict[str, Any]:
             f"The {cell['task']} {cell['student']} cell records no `defaults`, so its runs' settings cannot be read: "
             "rerun it with this version of the benchmark, or add the defaults of the commit that ran it to its JSON."
         )
-    return cell["defaults"]
+    return recorded_defaults(cell["defaults"])
 
 
 def summarise(cell: dict[str, Any]) -> list[dict[str, Any]]:
