@@ -1,6 +1,13 @@
-"""The defaults grid's report: each weight pair's held-out accuracy and rank per cell, its mean rank over the cells,
-and the pair chosen (the best mean rank; ties go to the higher mean accuracy); `results.json`, `results.md` and
-`results.png` (the mean rank over the grid)."""
+"""The defaults grid's report, in two stages.
+
+1. The weights: each (lambda_global, lambda_local) pair with the bank's negatives, on the first selection seed; its
+   held-out accuracy and rank per cell, its mean rank over the cells; the pair with the best mean rank is chosen
+   (ties go to the higher mean accuracy).
+2. The teacher-anchored direction's negatives (`student_negatives`: bank, batch, none) with a few weight pairs: every
+   candidate that ran at all the selection seeds, scored by its mean over them; chosen in the same way.
+
+Writes `results.json`, `results.md` and `results.png` (stage 1's mean rank over the weight grid).
+"""
 
 from __future__ import annotations
 
@@ -10,23 +17,33 @@ from typing import Any
 from report_files import load_suite_cells, pyplot, write_report_files
 
 CELL_ORDER = ("narrow-1000", "vit-tiny-2000", "layers3", "resnet-tiny")
+STAGE_ONE_NEGATIVES = "bank"
+
+Candidate = tuple[float, float, str]
+KD_CANDIDATE: Candidate = (0.0, 0.0, "")
 
 
-def pair_of(settings: dict[str, float]) -> tuple[float, float]:
-    return settings["lambda_global"], settings["lambda_local"]
+def candidate_of(settings: dict[str, Any]) -> Candidate:
+    """(lambda_global, lambda_local, student_negatives); KD alone is (0, 0, "")."""
+    return settings["lambda_global"], settings["lambda_local"], settings.get("student_negatives", "")
 
 
-def held_out_scores(cell: dict[str, Any]) -> dict[tuple[float, float], float]:
-    """Mean held-out accuracy of each weight pair (KD alone is (0, 0)) over the cell's selection seeds."""
-    scores: dict[tuple[float, float], list[float]] = {}
+def held_out_scores(cell: dict[str, Any], seeds: list[int]) -> dict[Candidate, float]:
+    """Mean held-out accuracy over `seeds` of each candidate that ran at every one of them."""
+    scores: dict[Candidate, dict[int, float]] = {}
     for run in cell["runs"]:
-        scores.setdefault(pair_of(run["settings"]), []).append(run["heldout"])
-    return {pair: statistics.fmean(values) for pair, values in scores.items()}
+        scores.setdefault(candidate_of(run["settings"]), {})[run["seed"]] = run["heldout"]
+    return {
+        candidate: statistics.fmean(by_seed[seed] for seed in seeds)
+        for candidate, by_seed in scores.items()
+        if all(seed in by_seed for seed in seeds)
+    }
 
 
-def ranks(scores: dict[tuple[float, float], float]) -> dict[tuple[float, float], float]:
-    """Rank of each WCoRD pair within the cell (1: best held-out accuracy; equal scores share their mean rank)."""
-    pairs = [pair for pair in scores if pair != (0.0, 0.0)]
+def ranks(scores: dict[Candidate, float]) -> dict[Candidate, float]:
+    """Rank of each WCoRD candidate within the cell (1: best held-out accuracy; equal scores share their mean
+    rank)."""
+    pairs = [pair for pair in scores if pair != KD_CANDIDATE]
     ordered = sorted(pairs, key=lambda pair: -scores[pair])
     result = {}
     for pair in pairs:
@@ -35,54 +52,90 @@ def ranks(scores: dict[tuple[float, float], float]) -> dict[tuple[float, float],
     return result
 
 
-def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    per_cell = {cell["cell"]: held_out_scores(cell) for cell in cells}
-    per_cell_ranks = {name: ranks(scores) for name, scores in per_cell.items()}
-    pairs = sorted(set.intersection(*(set(r) for r in per_cell_ranks.values()))) if per_cell_ranks else []
+def stage(cells: list[dict[str, Any]], seeds: list[int], keep: Any) -> dict[str, Any]:
+    """The candidates that `keep` selects and that every cell ran at every seed: per cell the mean held-out accuracy
+    over the seeds and the rank among them, the mean rank, and the candidate chosen."""
+    per_cell = {}
+    for cell in cells:
+        scores = held_out_scores(cell, seeds)
+        per_cell[cell["cell"]] = {c: v for c, v in scores.items() if c == KD_CANDIDATE or keep(c)}
+    common = set.intersection(*(set(scores) for scores in per_cell.values())) if per_cell else set()
+    pairs = sorted(common - {KD_CANDIDATE})
+    per_cell_ranks = {name: ranks({pair: per_cell[name][pair] for pair in pairs}) for name in per_cell}
     rows = []
     for pair in pairs:
         rows.append(
             {
                 "lambda_global": pair[0],
                 "lambda_local": pair[1],
+                "student_negatives": pair[2],
                 "heldout": {name: per_cell[name][pair] for name in per_cell},
                 "rank": {name: per_cell_ranks[name][pair] for name in per_cell},
                 "mean_rank": statistics.fmean(per_cell_ranks[name][pair] for name in per_cell),
                 "mean_heldout": statistics.fmean(per_cell[name][pair] for name in per_cell),
-                "minus_kd": {name: 100 * (per_cell[name][pair] - per_cell[name][(0.0, 0.0)]) for name in per_cell},
+                "minus_kd": {name: 100 * (per_cell[name][pair] - per_cell[name][KD_CANDIDATE]) for name in per_cell},
             }
         )
     chosen = min(rows, key=lambda row: (row["mean_rank"], -row["mean_heldout"])) if rows else None
-    kd = {name: scores.get((0.0, 0.0)) for name, scores in per_cell.items()}
-    return {"rows": rows, "chosen": chosen, "kd": kd, "seeds": sorted({r["seed"] for c in cells for r in c["runs"]})}
+    kd = {name: scores.get(KD_CANDIDATE) for name, scores in per_cell.items()}
+    return {"seeds": seeds, "rows": rows, "chosen": chosen, "kd": kd}
+
+
+def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stage 1 on the first selection seed; stage 2 over every candidate that ran at all the selection seeds."""
+    seeds = sorted({run["seed"] for cell in cells for run in cell["runs"]})
+    weights = stage(cells, seeds[:1], lambda candidate: candidate[2] == STAGE_ONE_NEGATIVES)
+    negatives = stage(cells, seeds, lambda candidate: True) if len(seeds) > 1 else None
+    return {"weights": weights, "negatives": negatives}
+
+
+def stage_table(names: list[str], result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| global | local | negatives | " + " | ".join(names) + " | mean rank | mean accuracy - KD (pt) |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|",
+    ]
+    kd_cells = " | ".join(f"{result['kd'][name]:.4f}" for name in names)
+    lines.append(f"| KD alone | | | {kd_cells} | | |")
+    for row in result["rows"]:
+        cells_text = " | ".join(f"{row['heldout'][name]:.4f} ({row['rank'][name]:g})" for name in names)
+        gain = statistics.fmean(row["minus_kd"].values())
+        rank = f"**{row['mean_rank']:.2f}**" if row is result["chosen"] else f"{row['mean_rank']:.2f}"
+        lines.append(
+            f"| {row['lambda_global']:g} | {row['lambda_local']:g} | {row['student_negatives']} | {cells_text} | "
+            f"{rank} | {gain:+.2f} |"
+        )
+    return lines
 
 
 def markdown(cells: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     names = [cell["cell"] for cell in cells]
     minutes = {cell["cell"]: sum(i["minutes"] for i in cell.get("invocations", [])) for cell in cells}
+    weights, negatives = summary["weights"], summary["negatives"]
     lines = [
-        f"Held-out accuracy (rank among the grid's pairs) of WCoRD + KD at each weight pair, selection seed(s) "
-        f"{', '.join(map(str, summary['seeds']))}; KD alone for reference. Minutes per cell: "
-        + ", ".join(f"{name} {minutes[name]:.1f}" for name in names)
-        + ".",
+        "Held-out accuracy (rank among the stage's candidates) of WCoRD + KD; KD alone for reference. Minutes per "
+        "cell, both stages: " + ", ".join(f"{name} {minutes[name]:.1f}" for name in names) + ".",
         "",
-        "| global | local | " + " | ".join(names) + " | mean rank | mean accuracy - KD (pt) |",
-        "|---|---|" + "---|" * len(names) + "---|---|",
+        f"Stage 1, the weights (the bank's negatives), selection seed {', '.join(map(str, weights['seeds']))}:",
+        "",
+        *stage_table(names, weights),
     ]
-    kd_cells = " | ".join(f"{summary['kd'][name]:.4f}" for name in names)
-    lines.append(f"| KD alone | | {kd_cells} | | |")
-    chosen = summary["chosen"]
-    for row in summary["rows"]:
-        marked = row is chosen
-        cells_text = " | ".join(f"{row['heldout'][name]:.4f} ({row['rank'][name]:g})" for name in names)
-        gain = statistics.fmean(row["minus_kd"].values())
-        rank = f"**{row['mean_rank']:.2f}**" if marked else f"{row['mean_rank']:.2f}"
-        lines.append(f"| {row['lambda_global']:g} | {row['lambda_local']:g} | {cells_text} | {rank} | {gain:+.2f} |")
+    chosen = weights["chosen"]
     if chosen:
         lines += [
             "",
             f"Chosen (best mean rank): lambda_global {chosen['lambda_global']:g}, "
             f"lambda_local {chosen['lambda_local']:g}.",
+        ]
+    if negatives and negatives["chosen"]:
+        lines += [
+            "",
+            "Stage 2, the teacher-anchored direction's negatives with the weights: every candidate run at all the "
+            f"selection seeds, mean of seeds {', '.join(map(str, negatives['seeds']))}:",
+            "",
+            *stage_table(names, negatives),
+            "",
+            f"Chosen (best mean rank): lambda_global {negatives['chosen']['lambda_global']:g}, lambda_local "
+            f"{negatives['chosen']['lambda_local']:g}, student_negatives {negatives['chosen']['student_negatives']}.",
         ]
     return "\n".join(lines)
 
@@ -91,7 +144,7 @@ def plot(entries: list[dict[str, Any]], path: str) -> bool:
     plt = pyplot()
     if plt is None:
         return False
-    rows = entries[0]["rows"] if entries else []
+    rows = entries[0]["weights"]["rows"] if entries else []
     globals_ = sorted({row["lambda_global"] for row in rows})
     locals_ = sorted({row["lambda_local"] for row in rows})
     grid = [[float("nan")] * len(globals_) for _ in locals_]
@@ -109,7 +162,7 @@ def plot(entries: list[dict[str, Any]], path: str) -> bool:
     axis.set_yticks(range(len(locals_)), [f"{loc:g}" for loc in locals_])
     axis.set_xlabel("lambda_global")
     axis.set_ylabel("lambda_local")
-    axis.set_title("Mean held-out rank over the cells (1: best)")
+    axis.set_title("Mean held-out rank over the cells (1: best), bank negatives", fontsize=9)
     figure.colorbar(image, ax=axis)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

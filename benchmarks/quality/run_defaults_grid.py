@@ -8,9 +8,13 @@ quality suite's budget:
 - narrow at 1,000 SST-2 sentences and vit-tiny at 2,000 Fashion-MNIST images (the learning-curve budgets);
 - layers3 on SST-2 and resnet-tiny on Fashion-MNIST (the quality suite's budgets and learning rates).
 
-Everything else (KD weight and temperature, critic warm-up, bank, Sinkhorn) stays at the library's defaults.
+Everything else (KD weight and temperature, critic warm-up, bank, Sinkhorn) stays at the library's defaults. A
+second stage adds the teacher-anchored direction's negatives as an axis (`student_negatives`: the bank's stored
+students, the batch's fresh ones, or none) at a few weight pairs; every candidate is ranked with all the others.
 
     python benchmarks/quality/run_defaults_grid.py --cells narrow-1000 layers3
+    python benchmarks/quality/run_defaults_grid.py --global_weights 0.05 0.2 --local_weights 0.1 \
+        --student_negatives batch none
     python benchmarks/quality/run_defaults_grid.py --report_only
 """
 
@@ -33,6 +37,7 @@ from run_quality import add_run_arguments, environment, prepare_runs
 HERE = os.path.dirname(os.path.abspath(__file__))
 GLOBAL_WEIGHTS = (0.05, 0.1, 0.2, 0.4)
 LOCAL_WEIGHTS = (0.1, 0.5, 1.0)
+STUDENT_NEGATIVES = ("bank",)
 KD_ONLY = {"lambda_global": 0.0, "lambda_local": 0.0}
 
 
@@ -53,15 +58,29 @@ CELLS: dict[str, tuple[str, str, Budget, float]] = {
 }
 
 
-def grid() -> list[dict[str, float]]:
-    """KD alone, then every (lambda_global, lambda_local) pair of the grid."""
-    pairs = itertools.product(GLOBAL_WEIGHTS, LOCAL_WEIGHTS)
-    return [KD_ONLY, *({"lambda_global": g, "lambda_local": loc} for g, loc in pairs)]
+def grid(
+    global_weights: list[float], local_weights: list[float], student_negatives: list[str]
+) -> list[dict[str, Any]]:
+    """KD alone, then every (lambda_global, lambda_local, student_negatives) candidate of the grid."""
+    candidates = itertools.product(global_weights, local_weights, student_negatives)
+    return [
+        KD_ONLY,
+        *({"lambda_global": g, "lambda_local": loc, "student_negatives": neg} for g, loc, neg in candidates),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--global_weights", nargs="+", type=float, default=list(GLOBAL_WEIGHTS))
+    parser.add_argument("--local_weights", nargs="+", type=float, default=list(LOCAL_WEIGHTS))
+    parser.add_argument(
+        "--student_negatives",
+        nargs="+",
+        default=list(STUDENT_NEGATIVES),
+        choices=["bank", "batch", "none"],
+        help="Negatives of the teacher-anchored direction (the grid's second stage tries 'batch' and 'none').",
+    )
     add_run_arguments(parser, os.path.join(HERE, "results_defaults"))
     parser.set_defaults(seeds=[SELECTION_SEED])
     cli = parser.parse_args()
@@ -90,7 +109,7 @@ def main() -> None:
         recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{name}.json"), header, resume=True)
         runs = CellRuns(task, budget, cell.splits, cell.teacher, student, cache_root, cell.collator)
         for seed in cli.seeds:
-            for settings in grid():
+            for settings in grid(cli.global_weights, cli.local_weights, cli.student_negatives):
                 key = {"phase": "selection", "seed": seed, "settings": settings, "learning_rate": learning_rate}
                 record = recorder.run(key, runs.trainer(settings, learning_rate, seed))
                 print(
