@@ -16,7 +16,7 @@ from .config import DEFAULT_NUM_NEGATIVES, WCoRDConfig
 from .heads import ProjectionHead, critic_gradient_penalty, critic_lipschitz_constant
 from .losses.contrastive import WassersteinContrastiveLoss, contrastive_diagnostics
 from .losses.crd import CRDNCELoss
-from .losses.memory import FeatureQueue, MemoryBank
+from .losses.memory import FeatureQueue, MemoryBank, negatives_mask
 from .losses.sinkhorn import SinkhornLoss, plan_diagnostics
 
 GatherFn = Callable[[torch.Tensor], torch.Tensor]
@@ -273,7 +273,8 @@ class WCoRDDistiller(nn.Module):
         if not written.any():
             return {}
         own = self.stored_embeddings(pair, "student", index).to(s.device)
-        cosine = nn.functional.cosine_similarity(own[written.to(s.device)], s[written.to(s.device)], dim=1)
+        written = written.to(s.device)
+        cosine = nn.functional.cosine_similarity(own[written], s[written], dim=1)
         return {"bank_staleness_cosine": cosine.mean()}
 
     def stored_embeddings(self, pair: int, side: str, slots: torch.Tensor | None) -> torch.Tensor:
@@ -356,15 +357,15 @@ def in_batch_excluded(
     index: torch.Tensor | None, labels: torch.Tensor | None, rows: int, device: torch.device
 ) -> torch.Tensor:
     """`(n, n)` mask of the batch's students that must not serve as negatives for each anchor: its own (the positive),
-    another row of the same example (same dataset index) and, when labels are given, rows of the anchor's class."""
-    if index is None:
-        return torch.eye(rows, dtype=torch.bool, device=device)
-    index = index.to(device).long()
-    excluded = index[None, :] == index[:, None]
-    if labels is not None:
-        labels = labels.to(index.device)
-        excluded = excluded | ((labels[None, :] == labels[:, None]) & (labels >= 0)[:, None])
-    return excluded
+    and, as [`negatives_mask`] leaves out of the stores' entries, another row of the same example (same dataset index)
+    and, when labels are given, rows of the anchor's class."""
+    own = torch.eye(rows, dtype=torch.bool, device=device)
+    if index is None and labels is None:
+        return own
+    index = index.to(device).long() if index is not None else None
+    labels = labels.to(device) if labels is not None else None
+    every_row = torch.ones(rows, dtype=torch.bool, device=device)
+    return own | negatives_mask(every_row, index, labels, index, labels)
 
 
 @torch.no_grad()
