@@ -8,8 +8,8 @@ directions together 2 (ln K + 1). A run whose logged `loss_global` sits there ha
 no pair from another. For each text student of the learning curves this probe draws the student and a CRD head
 (`Linear` + L2 normalisation, no standardiser) with each seed, embeds the cell's first 256 training sentences with the
 last layer's mean-pooled states (the default layer map; no dropout), and gives the mean pairwise cosine of the pooled
-features and of the embeddings; then it lists, for every logged `crd+kd` run of the SST-2 curve cells, its loss
-against 2 (ln K + 1) and the share of dev sentences given the majority prediction.
+features and of the embeddings; then it lists, for every logged `crd+kd` run of the curve cells, its loss
+against 2 (ln K + 1) and the share of the reported examples given the majority prediction.
 
     python benchmarks/quality/crd_collapse_probe.py --threads 1
 """
@@ -79,9 +79,9 @@ def init_similarity(curve: str, seeds: list[int], data_dir: str, work_dir: str) 
 
 
 def logged_crd_runs() -> list[dict]:
-    """Every `crd+kd` run of the SST-2 curve cells that logged its last training losses."""
+    """Every `crd+kd` run of the curve cells that logged its last training losses."""
     runs = []
-    for path in sorted(glob.glob(os.path.join(CURVES_DIR, "cells", "sst2__*.json"))):
+    for path in sorted(glob.glob(os.path.join(CURVES_DIR, "cells", "*.json"))):
         with open(path) as handle:
             cell = json.load(handle)
         num_negatives = min(16384, cell["train_examples"] - 1)
@@ -91,6 +91,7 @@ def logged_crd_runs() -> list[dict]:
                 continue
             runs.append(
                 {
+                    "task": cell["task"],
                     "student": cell["student"],
                     "train_examples": cell["train_examples"],
                     "seed": run["seed"],
