@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hf_wcord.losses.crd import CRDNCELoss, nce_loss
+from hf_wcord.losses.crd import CRDNCELoss, chance_nce_loss, nce_loss
 
 
 def _unit(*shape):
@@ -62,3 +62,16 @@ def test_nce_leaves_out_excluded_negatives():
     assert noise_terms.item() == pytest.approx(-(expected + positive), rel=1e-5)
     assert torch.isfinite(nce_loss(masked, 10))
     assert nce_loss(scores, 10).item() > 0
+
+
+@pytest.mark.parametrize(("num_negatives", "num_data"), [(999, 1000), (1999, 2000), (4096, 50000)])
+def test_chance_nce_loss_is_the_lowest_loss_of_a_critic_that_scores_every_pair_alike(num_negatives, num_data):
+    def loss_at(x):
+        return nce_loss(torch.full((3, num_negatives + 1), x, dtype=torch.float64), num_data).item()
+
+    at_noise_level = loss_at(1 / num_data)
+    # rel 1e-3: nce_loss adds 1e-7 to each denominator, which the closed form leaves out
+    assert at_noise_level == pytest.approx(chance_nce_loss(num_negatives), rel=1e-3)
+    assert chance_nce_loss(num_negatives) == pytest.approx(math.log(num_negatives) + 1, abs=1e-3)
+    assert loss_at(1.5 / num_data) > at_noise_level
+    assert loss_at(0.5 / num_data) > at_noise_level

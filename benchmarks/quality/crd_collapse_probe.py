@@ -2,8 +2,8 @@
 embeddings are before the first step, and how far the logged NCE loss is from that of a critic that scores every
 pair alike.
 
-RepDistiller's NCE (`hf_wcord.losses.crd.nce_loss`, noise K / N with K = N - 1 here) has, when every score x is
-equal, its lowest value at x = 1 / N, where one direction's loss is ln(K + 1) + K ln(1 + 1/K), about ln K + 1: both
+RepDistiller's NCE (`hf_wcord.losses.crd.nce_loss`) has, when every score x is equal, its lowest value at x = 1 / N,
+where one direction's loss is ln(K + 1) + K ln(1 + 1/K), about ln K + 1 (`chance_nce_loss`; K = N - 1 here): both
 directions together 2 (ln K + 1). A run whose logged `loss_global` sits there has a critic that tells
 no pair from another. For each text student of the learning curves this probe draws the student and a CRD head
 (`Linear` + L2 normalisation, no standardiser) with each seed, embeds the cell's first 256 training sentences with the
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import os
 import time
 
@@ -31,12 +30,6 @@ from run_quality import environment
 HERE = os.path.dirname(os.path.abspath(__file__))
 CURVES_DIR = os.path.join(HERE, "results_curves")
 PROBED_SENTENCES = 256
-
-
-def collapsed_nce_loss(num_negatives: int) -> float:
-    """Both directions' NCE loss at its lowest when every score is equal (x = 1 / N, noise K / N with N = K + 1)."""
-    k = num_negatives
-    return 2 * (math.log(k + 1) + k * math.log1p(1 / k))
 
 
 def mean_pairwise_cosine(vectors: torch.Tensor) -> float:
@@ -80,6 +73,8 @@ def init_similarity(curve: str, seeds: list[int], data_dir: str, work_dir: str) 
 
 def logged_crd_runs() -> list[dict]:
     """Every `crd+kd` run of the curve cells that logged its last training losses."""
+    from hf_wcord.losses.crd import chance_nce_loss
+
     runs = []
     for path in sorted(glob.glob(os.path.join(CURVES_DIR, "cells", "*.json"))):
         with open(path) as handle:
@@ -96,7 +91,7 @@ def logged_crd_runs() -> list[dict]:
                     "train_examples": cell["train_examples"],
                     "seed": run["seed"],
                     "loss_global": log["loss_global"],
-                    "collapsed_loss": collapsed_nce_loss(num_negatives),
+                    "collapsed_loss": 2 * chance_nce_loss(num_negatives),
                     "loss_ce": log.get("loss_ce"),
                     "eval_majority_share": run.get("eval_majority_share"),
                 }

@@ -3,6 +3,8 @@ compared with."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -25,6 +27,17 @@ def nce_loss(scores: torch.Tensor, num_data: int) -> torch.Tensor:
     negative = torch.log(noise / (scores[:, 1:] + noise + NCE_EPS))
     negative = torch.nan_to_num(negative, nan=0.0)
     return -(positive.sum() + negative.sum()) / scores.shape[0]
+
+
+def chance_nce_loss(num_negatives: int) -> float:
+    r"""The lowest value of [`nce_loss`] for a critic that scores every pair alike, whatever N: with every x equal,
+    the loss is lowest at x = P_n = 1 / N, where
+
+        L_chance = ln(K + 1) + K ln(1 + 1/K)   (about ln K + 1; the eps of `nce_loss` left out)
+
+    A run whose NCE stays there has learned nothing to tell a positive from its negatives ([`CRDNCELoss`] sums two
+    directions: twice this)."""
+    return math.log(num_negatives + 1) + num_negatives * math.log1p(1 / num_negatives)
 
 
 class CRDNCELoss(nn.Module):
