@@ -10,6 +10,7 @@ from typing import Any
 
 from report_files import load_suite_cells, write_report_files
 
+COLLAPSE_SHARE = 0.95
 COMPARISONS = (("wcord+kd", "kd"), ("wcord+kd", "crd+kd"), ("crd+kd", "kd"), ("kd", "ce"))
 METHOD_ORDER = ("ce", "kd", "crd+kd", "wcord+kd")
 
@@ -31,6 +32,13 @@ def paired_difference(first: dict[int, float], second: dict[int, float]) -> dict
     mean = statistics.fmean(differences)
     half = stats.t.ppf(0.975, len(seeds) - 1) * statistics.stdev(differences) / math.sqrt(len(seeds))
     return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": len(seeds)}
+
+
+def collapsed_runs(runs: list[dict[str, Any]]) -> list[str]:
+    """The runs whose student predicts one class for (nearly) every reported dev/test example: training collapsed."""
+    return sorted(
+        f"{run['method']} (seed {run['seed']})" for run in runs if run.get("eval_majority_share", 0.0) > COLLAPSE_SHARE
+    )
 
 
 def curve_name(cell: dict[str, Any]) -> str:
@@ -76,6 +84,7 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
         },
         "minutes": sum(run["train_seconds"] for run in cell["runs"]) / 60,
         "train_seconds": {m: statistics.fmean(seconds[m]) for m in methods},
+        "collapsed": collapsed_runs([run for run in cell["runs"] if run["phase"] == "final"]),
     }
 
 
@@ -120,9 +129,26 @@ def markdown(points: list[dict[str, Any]]) -> str:
             + " | ".join(differences)
             + f" | {summary['minutes']:.1f} |"
         )
+    lines += collapse_lines(points)
     lines += time_lines(points)
     lines += ablation_lines(points)
     return "\n".join(lines)
+
+
+def collapse_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The points' collapsed runs, which the means and intervals above include."""
+    collapsed = [
+        f"{curve_name(cell)} {cell['train_examples']:,}: {', '.join(cell['summary']['collapsed'])}"
+        for cell in points
+        if cell["summary"]["collapsed"]
+    ]
+    if not collapsed:
+        return []
+    return [
+        "",
+        f"Runs that collapsed (one class predicted for over {COLLAPSE_SHARE:.0%} of the dev/test examples; the means "
+        "and intervals above include them): " + "; ".join(collapsed) + ".",
+    ]
 
 
 def time_lines(points: list[dict[str, Any]]) -> list[str]:

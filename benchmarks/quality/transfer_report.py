@@ -8,10 +8,9 @@ import os
 import statistics
 from typing import Any
 
-from curve_report import format_difference, headline_metric, paired_difference
+from curve_report import COLLAPSE_SHARE, collapsed_runs, format_difference, headline_metric, paired_difference
 from report_files import load_suite_cells, pyplot, write_report_files
 
-COLLAPSE_SHARE = 0.95
 METHOD_ORDER = (
     "ce",
     "kd",
@@ -59,12 +58,7 @@ def summarise_cell(cell: dict[str, Any]) -> dict[str, Any]:
             if "ce" in dev and teacher > statistics.fmean(dev["ce"].values())
         },
         "minutes": sum(run["train_seconds"] for run in cell["runs"]) / 60,
-        # Runs whose student predicts one class for (nearly) every reported example: training collapsed.
-        "collapsed": sorted(
-            f"{run['method']} (seed {run['seed']})"
-            for run in cell["runs"]
-            if run.get("eval_majority_share", 0.0) > COLLAPSE_SHARE
-        ),
+        "collapsed": collapsed_runs(cell["runs"]),
     }
 
 
