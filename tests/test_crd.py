@@ -75,3 +75,8 @@ def test_chance_nce_loss_is_the_lowest_loss_of_a_critic_that_scores_every_pair_a
     assert chance_nce_loss(num_negatives) == pytest.approx(math.log(num_negatives) + 1, abs=1e-3)
     assert loss_at(1.5 / num_data) > at_noise_level
     assert loss_at(0.5 / num_data) > at_noise_level
+
+
+def test_chance_nce_loss_refuses_no_negatives():
+    with pytest.raises(ValueError, match="at least one negative"):
+        chance_nce_loss(0)

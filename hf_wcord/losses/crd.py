@@ -37,6 +37,8 @@ def chance_nce_loss(num_negatives: int) -> float:
 
     A run whose NCE stays there has learned nothing to tell a positive from its negatives ([`CRDNCELoss`] sums two
     directions: twice this)."""
+    if num_negatives < 1:
+        raise ValueError(f"The NCE needs at least one negative per anchor, got num_negatives={num_negatives}.")
     return math.log(num_negatives + 1) + num_negatives * math.log1p(1 / num_negatives)
 
 
