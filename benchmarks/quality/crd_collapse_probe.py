@@ -34,8 +34,9 @@ PROBED_SENTENCES = 256
 
 def mean_pairwise_cosine(vectors: torch.Tensor) -> float:
     """Mean cosine similarity over every pair of distinct rows."""
-    unit = torch.nn.functional.normalize(vectors.float(), dim=1)
-    cosines = unit @ unit.T
+    from hf_wcord.losses.sinkhorn import cosine_cost
+
+    cosines = 1.0 - cosine_cost(vectors, vectors)
     rows = cosines.shape[0]
     return ((cosines.sum() - cosines.diagonal().sum()) / (rows * (rows - 1))).item()
 
