@@ -42,8 +42,11 @@ def collapsed_runs(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def curve_name(cell: dict[str, Any]) -> str:
-    """The curve a point belongs to: its student, and its teacher where that is not the task's default."""
-    return f"{cell['student']}, MPNet teacher" if cell["task"] == "sst2_mpnet" else cell["student"]
+    """The curve a point belongs to: its student, its teacher where that is not the task's default, and its step
+    budget where that is a multiple of the task's standard one."""
+    name = f"{cell['student']}, MPNet teacher" if cell["task"] == "sst2_mpnet" else cell["student"]
+    multiple = cell.get("steps_multiple", 1)
+    return f"{name}, {multiple}x steps" if multiple != 1 else name
 
 
 def load_points(output_dir: str) -> list[dict[str, Any]]:
