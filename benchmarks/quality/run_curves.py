@@ -11,9 +11,9 @@ teacher's representation should transfer most. Each point of a curve is a cell w
   minilm3 (three layers of the pretrained MiniLM-L6, not fine-tuned; 4,000 sentences, from the MiniLM-L6 teacher and,
   as `minilm3-mpnet`, from an all-mpnet-base-v2 teacher with its own tokenizer) at the same budgets: their largest
   size is the default quality cell's data and steps, at this protocol;
-- `layers3-x4`: layers3's 1,000 sentences at four times the steps (2,000 of 16, 32 passes over the data), to see
-  whether the representation terms, whose critics learn from a memory bank written once per pass, earn their place
-  when the budget visits each example more often.
+- `layers3-x4` and `minilm3-x4`: 1,000 sentences at four times the steps (2,000 of 16, 32 passes over the data), to
+  see whether the representation terms, whose critics learn from a memory bank written once per pass, earn their
+  place when the budget visits each example more often.
 
 Protocol: no per-point tuning for any method. Every method runs at its library defaults (the WCoRD weights were chosen
 once for all cells, on selection seeds: see the README) with the learning rate of the student's default cell. Runs
@@ -96,9 +96,10 @@ CURVES: dict[str, tuple[str, str, tuple[int, ...], Callable[[int], Budget]]] = {
     "minilm3": ("sst2", "minilm3", (4000,), text_budget("minilm3", 2e-4)),
     "minilm3-mpnet": ("sst2_mpnet", "minilm3", (4000,), mpnet_teacher(text_budget("minilm3", 2e-4))),
     "layers3-x4": ("sst2", "layers3", (1000,), longer(text_budget("layers3", 2e-4), 4)),
+    "minilm3-x4": ("sst2", "minilm3", (1000,), longer(text_budget("minilm3", 2e-4), 4)),
 }
 # A curve's optimizer steps as a multiple of its task's standard budget (500 steps of 16 sentences, 750 of 64 images).
-STEP_MULTIPLES = {"layers3-x4": 4}
+STEP_MULTIPLES = {"layers3-x4": 4, "minilm3-x4": 4}
 
 
 def method_settings(method: str) -> dict[str, Any]:
