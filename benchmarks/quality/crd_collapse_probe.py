@@ -90,6 +90,7 @@ def logged_crd_runs() -> list[dict]:
                     "task": cell["task"],
                     "student": cell["student"],
                     "train_examples": cell["train_examples"],
+                    "steps_multiple": cell.get("steps_multiple", 1),
                     "seed": run["seed"],
                     "loss_global": log["loss_global"],
                     "collapsed_loss": 2 * chance_nce_loss(num_negatives),
