@@ -222,6 +222,7 @@ def plot(points: list[dict[str, Any]], path: str) -> bool:
                     yerr=[p["stds"][method] for _, p in present],
                     marker="o",
                     capsize=3,
+                    color=f"C{METHOD_ORDER.index(method)}",
                     label=method,
                 )
         axis.axhline(cells[0]["teacher"]["eval"], color="gray", linestyle="--", linewidth=1, label="teacher")
