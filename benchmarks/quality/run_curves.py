@@ -76,7 +76,12 @@ def text_budget(student: str, learning_rate: float) -> Callable[[int], Budget]:
 def longer(make_budget: Callable[[int], Budget], multiple: int) -> Callable[[int], Budget]:
     """The same budget with `multiple` times the optimizer steps: more passes over the same examples, where a
     critic that learns from the memory bank (CRD's, WCoRD's) sees each example's stored feature more often."""
-    return lambda size: dataclasses.replace(make_budget(size), max_steps=multiple * make_budget(size).max_steps)
+
+    def make(size: int) -> Budget:
+        budget = make_budget(size)
+        return dataclasses.replace(budget, max_steps=multiple * budget.max_steps)
+
+    return make
 
 
 def mpnet_teacher(make_budget: Callable[[int], Budget]) -> Callable[[int], Budget]:
@@ -95,11 +100,18 @@ CURVES: dict[str, tuple[str, str, tuple[int, ...], Callable[[int], Budget]]] = {
     "layers3": ("sst2", "layers3", (1000, 4000), text_budget("layers3", 2e-4)),
     "minilm3": ("sst2", "minilm3", (4000,), text_budget("minilm3", 2e-4)),
     "minilm3-mpnet": ("sst2_mpnet", "minilm3", (4000,), mpnet_teacher(text_budget("minilm3", 2e-4))),
-    "layers3-x4": ("sst2", "layers3", (1000,), longer(text_budget("layers3", 2e-4), 4)),
-    "minilm3-x4": ("sst2", "minilm3", (1000,), longer(text_budget("minilm3", 2e-4), 4)),
 }
-# A curve's optimizer steps as a multiple of its task's standard budget (500 steps of 16 sentences, 750 of 64 images).
-STEP_MULTIPLES = {"layers3-x4": 4, "minilm3-x4": 4}
+# Longer-budget curves: (the curve they lengthen, their sizes, their optimizer steps as a multiple of that curve's).
+LONGER_CURVES: dict[str, tuple[str, tuple[int, ...], int]] = {
+    "layers3-x4": ("layers3", (1000,), 4),
+    "minilm3-x4": ("minilm3", (1000,), 4),
+}
+CURVES.update(
+    {
+        name: (CURVES[base][0], CURVES[base][1], sizes, longer(CURVES[base][3], multiple))
+        for name, (base, sizes, multiple) in LONGER_CURVES.items()
+    }
+)
 
 
 def method_settings(method: str) -> dict[str, Any]:
@@ -127,6 +139,7 @@ def main() -> None:
     tokenizer, cache_root = prepare_runs(cli.threads, "curve_cache_", cli.cache_dir)
     for curve in cli.curves:
         task, student, sizes, make_budget = CURVES[curve]
+        multiple = LONGER_CURVES[curve][2] if curve in LONGER_CURVES else 1
         for size in [s for s in sizes if cli.sizes is None or s in cli.sizes]:
             started = time.perf_counter()
             budget = make_budget(size)
@@ -136,14 +149,14 @@ def main() -> None:
                 "task": task,
                 "student": student,
                 "train_examples": size,
-                "steps_multiple": STEP_MULTIPLES.get(curve, 1),
+                "steps_multiple": multiple,
                 "budget": {**vars(budget), "optimizer_steps": budget.optimizer_steps},
                 "teacher": cell.teacher_scores,
                 "defaults": setting_defaults(),
                 "environment": environment(),
                 "arguments": sys.argv[1:],
             }
-            suffix = f"__x{STEP_MULTIPLES[curve]}" if curve in STEP_MULTIPLES else ""
+            suffix = f"__x{multiple}" if multiple != 1 else ""
             path = os.path.join(cli.output_dir, "cells", f"{task}__{student}__{size}{suffix}.json")
             recorder = CellRecorder(path, header, resume=True, expected_settings=method_settings)
             (learning_rate,) = budget.student_learning_rates[student]
