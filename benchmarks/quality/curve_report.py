@@ -13,6 +13,8 @@ from report_files import load_suite_cells, write_report_files
 COLLAPSE_SHARE = 0.95
 COMPARISONS = (("wcord+kd", "kd"), ("wcord+kd", "crd+kd"), ("crd+kd", "kd"), ("kd", "ce"))
 METHOD_ORDER = ("ce", "kd", "crd+kd", "wcord+kd")
+# What an ablation or variant is also compared with, paired: does it beat the baselines the defaults are held to?
+ABLATION_BASELINES = ("kd", "crd+kd")
 
 
 def headline_metric(task: str) -> str:
@@ -65,15 +67,19 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
             seconds.setdefault(run["method"], []).append(run["train_seconds"])
             dev.setdefault(run["method"], {})[run["seed"]] = run["eval"]
     methods = [m for m in METHOD_ORDER if m in scores]
-    ablations = {
-        method: paired_difference(scores["wcord+kd"], values)
-        for method, values in scores.items()
-        if method not in METHOD_ORDER and "wcord+kd" in scores
-    }
+    ablations = [method for method in scores if method not in METHOD_ORDER and "wcord+kd" in scores]
     return {
         "ablations": {
-            method: {"mean": statistics.fmean(scores[method].values()), "defaults_minus_it": difference}
-            for method, difference in ablations.items()
+            method: {
+                "mean": statistics.fmean(scores[method].values()),
+                "defaults_minus_it": paired_difference(scores["wcord+kd"], scores[method]),
+                **{
+                    f"it_minus_{baseline}": paired_difference(scores[method], scores[baseline])
+                    for baseline in ABLATION_BASELINES
+                    if baseline in scores
+                },
+            }
+            for method in ablations
         },
         "metric": metric,
         "means": {m: statistics.fmean(scores[m].values()) for m in methods},
@@ -179,19 +185,25 @@ def ablation_lines(points: list[dict[str, Any]]) -> list[str]:
     rows = []
     for cell in points:
         for method, entry in cell["summary"]["ablations"].items():
-            difference = format_difference(entry["defaults_minus_it"])
+            differences = [
+                format_difference(entry.get(key))
+                for key in ("defaults_minus_it", *(f"it_minus_{baseline}" for baseline in ABLATION_BASELINES))
+            ]
             rows.append(
-                f"| {curve_name(cell)} | {cell['train_examples']:,} | {method} | {entry['mean']:.4f} | {difference} |"
+                f"| {curve_name(cell)} | {cell['train_examples']:,} | {method} | {entry['mean']:.4f} | "
+                + " | ".join(differences)
+                + " |"
             )
     if not rows:
         return []
+    baselines = " | ".join(f"ablation - {baseline}" for baseline in ABLATION_BASELINES)
     return [
         "",
         "What each change does: the defaults (`wcord+kd`) minus the ablation, paired, in points with the 95% "
-        "t-interval (positive: the change helps):",
+        "t-interval (positive: the change helps), and the ablation against the baselines:",
         "",
-        "| student | examples | ablation | its accuracy | defaults - ablation |",
-        "|---|---|---|---|---|",
+        f"| student | examples | ablation | its accuracy | defaults - ablation | {baselines} |",
+        "|---|---|---|---|---|" + "---|" * len(ABLATION_BASELINES),
         *rows,
     ]
 
