@@ -63,7 +63,8 @@ def test_ablation_is_compared_with_the_defaults_and_each_baseline_on_shared_seed
 
 def test_ablation_table_has_a_column_per_comparison():
     point = {**cell(), "summary": summarise_point(cell())}
-    header, row = ablation_lines([point])[-3], ablation_lines([point])[-1]
+    lines = ablation_lines([point])
+    header, row = lines[-3], lines[-1]
     assert header.split(" | ")[-3:] == ["defaults - ablation", "ablation - kd", "ablation - crd+kd |"]
     assert row.startswith("| layers3, 4x steps | 1,000 | wcord+kd, heavier | 0.8400 | -1.33 [")
     assert row.count("[") == 3

@@ -15,6 +15,8 @@ COMPARISONS = (("wcord+kd", "kd"), ("wcord+kd", "crd+kd"), ("crd+kd", "kd"), ("k
 METHOD_ORDER = ("ce", "kd", "crd+kd", "wcord+kd")
 # What an ablation or variant is also compared with, paired: does it beat the baselines the defaults are held to?
 ABLATION_BASELINES = ("kd", "crd+kd")
+# An ablation's summary keys, in the ablation table's column order.
+ABLATION_KEYS = ("defaults_minus_it", *(f"it_minus_{baseline}" for baseline in ABLATION_BASELINES))
 
 
 def headline_metric(task: str) -> str:
@@ -56,6 +58,17 @@ def load_points(output_dir: str) -> list[dict[str, Any]]:
     return sorted(points, key=lambda cell: (curve_name(cell), cell["train_examples"]))
 
 
+def ablation_differences(scores: dict[str, dict[int, float]], method: str) -> dict[str, dict[str, Any] | None]:
+    """Under `ABLATION_KEYS`: the defaults minus the ablation `method`, then the ablation minus each baseline that
+    ran, paired over the seeds both ran."""
+    pairs = [("wcord+kd", method), *((method, baseline) for baseline in ABLATION_BASELINES)]
+    return {
+        key: paired_difference(scores[first], scores[second])
+        for key, (first, second) in zip(ABLATION_KEYS, pairs, strict=True)
+        if second in scores
+    }
+
+
 def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
     metric = headline_metric(cell["task"])
     scores: dict[str, dict[int, float]] = {}
@@ -72,12 +85,7 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
         "ablations": {
             method: {
                 "mean": statistics.fmean(scores[method].values()),
-                "defaults_minus_it": paired_difference(scores["wcord+kd"], scores[method]),
-                **{
-                    f"it_minus_{baseline}": paired_difference(scores[method], scores[baseline])
-                    for baseline in ABLATION_BASELINES
-                    if baseline in scores
-                },
+                **ablation_differences(scores, method),
             }
             for method in ablations
         },
@@ -185,10 +193,7 @@ def ablation_lines(points: list[dict[str, Any]]) -> list[str]:
     rows = []
     for cell in points:
         for method, entry in cell["summary"]["ablations"].items():
-            differences = [
-                format_difference(entry.get(key))
-                for key in ("defaults_minus_it", *(f"it_minus_{baseline}" for baseline in ABLATION_BASELINES))
-            ]
+            differences = [format_difference(entry.get(key)) for key in ABLATION_KEYS]
             rows.append(
                 f"| {curve_name(cell)} | {cell['train_examples']:,} | {method} | {entry['mean']:.4f} | "
                 + " | ".join(differences)
