@@ -3,8 +3,9 @@
 1. The weights: each (lambda_global, lambda_local) pair with the bank's negatives, on the first selection seed; its
    held-out accuracy and rank per cell, its mean rank over the cells; the pair with the best mean rank is chosen
    (ties go to the higher mean accuracy).
-2. The teacher-anchored direction's negatives (`student_negatives`: bank, batch, none) with a few weight pairs: every
-   candidate that ran at all the selection seeds, scored by its mean over them; chosen in the same way.
+2. Every candidate that ran at all the selection seeds, scored by its mean over them, chosen in the same way: for the
+   defaults, the teacher-anchored direction's negatives (`student_negatives`: bank, batch, none) with a few weight
+   pairs; where every candidate has the bank's negatives, the weights again over more seeds.
 
 Writes `results.json`, `results.md` and `results.png` (stage 1's mean rank over the weight grid).
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from report_files import load_suite_cells, pyplot, write_report_files
 
-CELL_ORDER = ("narrow-1000", "vit-tiny-2000", "layers3", "resnet-tiny")
+CELL_ORDER = ("narrow-1000", "vit-tiny-2000", "layers3", "resnet-tiny", "layers3-1000-x4", "narrow-1000-x4")
 STAGE_ONE_NEGATIVES = "bank"
 
 Candidate = tuple[float, float, str]
@@ -127,10 +128,15 @@ def markdown(cells: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"lambda_local {chosen['lambda_local']:g}.",
         ]
     if negatives and negatives["chosen"]:
+        axis = (
+            "the teacher-anchored direction's negatives with the weights"
+            if len({row["student_negatives"] for row in negatives["rows"]}) > 1
+            else "the weights again"
+        )
         lines += [
             "",
-            "Stage 2, the teacher-anchored direction's negatives with the weights: every candidate run at all the "
-            f"selection seeds, mean of seeds {', '.join(map(str, negatives['seeds']))}:",
+            f"Stage 2, {axis}: every candidate run at all the selection seeds, mean of seeds "
+            f"{', '.join(map(str, negatives['seeds']))}:",
             "",
             *stage_table(names, negatives),
             "",

@@ -16,6 +16,13 @@ students, the batch's fresh ones, or none) at a few weight pairs; every candidat
     python benchmarks/quality/run_defaults_grid.py --global_weights 0.05 0.2 --local_weights 0.1 \
         --student_negatives batch none
     python benchmarks/quality/run_defaults_grid.py --report_only
+
+The longer-budget cells (`layers3-1000-x4`, `narrow-1000-x4`: 1,000 sentences at four times the curves' steps) are not
+among the defaults' cells; they ask whether budgets of many passes over little data want other weights, and write
+to their own folder:
+
+    python benchmarks/quality/run_defaults_grid.py --cells layers3-1000-x4 narrow-1000-x4 \
+        --global_weights 0.05 0.2 0.4 0.8 --local_weights 0.1 --output_dir benchmarks/quality/results_defaults_x4
 """
 
 from __future__ import annotations
@@ -55,7 +62,11 @@ CELLS: dict[str, tuple[str, str, Budget, float]] = {
     "vit-tiny-2000": curve_cell("vit-tiny", 2000),
     "layers3": ("sst2", "layers3", SUITES["default"]["sst2"], 2e-4),
     "resnet-tiny": ("fashion_mnist", "resnet-tiny", SUITES["default"]["fashion_mnist"], 2e-3),
+    # The longer budget (four times the steps on 1,000 sentences), where the weights may want to differ.
+    "layers3-1000-x4": curve_cell("layers3-x4", 1000),
+    "narrow-1000-x4": curve_cell("narrow-x4", 1000),
 }
+DEFAULT_CELLS = ("narrow-1000", "vit-tiny-2000", "layers3", "resnet-tiny")
 
 
 def grid(
@@ -71,7 +82,7 @@ def grid(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), choices=list(CELLS))
     parser.add_argument("--global_weights", nargs="+", type=float, default=list(GLOBAL_WEIGHTS))
     parser.add_argument("--local_weights", nargs="+", type=float, default=list(LOCAL_WEIGHTS))
     parser.add_argument(
