@@ -60,6 +60,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "wcord+kd, stale bank": {"bank_content": "embeddings"},
     "wcord+kd, batch statistics": {"standardize_statistics": "batch"},
     "wcord+kd, v0.2 weights": {"lambda_global": 0.8, "lambda_local": 0.1},
+    # The global weight the longer-budget grid (`run_defaults_grid.py --cells layers3-1000-x4 narrow-1000-x4`) chose.
+    "wcord+kd, global 0.2": {"lambda_global": 0.2},
     # Which term does what: each of the two terms alone on top of KD, at its default weight.
     "kd+global": {"lambda_local": 0.0},
     "kd+local": {"lambda_global": 0.0},
