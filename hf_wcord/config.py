@@ -210,6 +210,22 @@ class WCoRDConfig(TrainingArguments):
         default=1e-3,
         metadata={"help": "Adam learning rate of the heads during the critic warm-up."},
     )
+    critic_gate: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "Let the student feel the global term in proportion to what the critic knows: the term's gradient "
+                "into the student is multiplied by g, a running mean of the critic's contrastive accuracy (the share "
+                "of anchors whose positive outscores every negative, averaged over the two directions and starting "
+                "from its value after the critic warm-up), while the heads learn from the whole term. Logged as "
+                "`wcord/critic_gate`."
+            )
+        },
+    )
+    critic_gate_momentum: float = field(
+        default=0.95,
+        metadata={"help": "Weight of the previous value in the critic gate's running mean (0.95: about 20 steps)."},
+    )
     label_aware_negatives: bool = field(
         default=False,
         metadata={
@@ -358,6 +374,8 @@ class WCoRDConfig(TrainingArguments):
                 f"`labelled_batch_share` must be in [0, 1), got {self.labelled_batch_share}; 0 draws batches at "
                 "random."
             )
+        if not 0.0 <= self.critic_gate_momentum < 1.0:
+            raise ValueError(f"`critic_gate_momentum` must be in [0, 1), got {self.critic_gate_momentum}.")
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ValueError(f"`bank_momentum` must be in [0, 1), got {self.bank_momentum}.")
         for name, choices in (

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .config import DEFAULT_NUM_NEGATIVES, WCoRDConfig
+from .critic_gate import CriticGate
 from .heads import ProjectionHead, critic_gradient_penalty, critic_lipschitz_constant
 from .losses.contrastive import WassersteinContrastiveLoss, contrastive_diagnostics
 from .losses.crd import CRDNCELoss
@@ -33,6 +34,9 @@ class WCoRDDistiller(nn.Module):
     In the local term the teacher embeddings are targets (sg = stop-gradient): the teacher heads learn from the
     global term only, so they cannot lower the transport cost by collapsing both point clouds onto one point.
 
+    With `critic_gate`, the global term takes the student's features through a [`CriticGate`]: the student's gradient
+    from the term is scaled by a running mean g of the critic's contrastive accuracy, the heads' is not.
+
     With `bank_content='features'` the stores hold pooled features, and each step's negatives are today's heads
     applied to them: the positive and the negatives come from the same critic (and the teacher's negatives are exact,
     the teacher being frozen). `student_negatives` chooses the teacher-anchored direction's negatives: the bank's
@@ -42,8 +46,8 @@ class WCoRDDistiller(nn.Module):
     After each training forward, `diagnostics` holds what the critic knows on that batch (detached, averaged over the
     pairs): per direction the contrastive accuracy and the positive's probability, the measured Lipschitz ratio of
     the critic on the batch (its largest difference quotient over the stated bound), the staleness of the bank (the
-    cosine between the batch's stored student embeddings and their fresh ones), and the Sinkhorn plan's entropy and
-    marginal error.
+    cosine between the batch's stored student embeddings and their fresh ones), the Sinkhorn plan's entropy and
+    marginal error, and, with the gate, the g the batch's gradient was scaled by (`critic_gate`).
 
     Args:
         teacher_dims: width of each pooled teacher feature, one per layer pair.
@@ -125,6 +129,9 @@ class WCoRDDistiller(nn.Module):
             config.sinkhorn_backend,
             config.sinkhorn_detach_plan,
         )
+        self.critic_gate = (
+            CriticGate(config.critic_gate_momentum) if config.critic_gate and self.compute_global else None
+        )
         self.gather: GatherFn | None = None
         self.gather_local_batch: GatherFn | None = None
         self.diagnostics: dict[str, torch.Tensor] = {}
@@ -181,7 +188,12 @@ class WCoRDDistiller(nn.Module):
                 s = student_head.embed(student_standardized)
                 pair_diagnostics = {}
                 if self.compute_global:
-                    term, pair_diagnostics = self.global_term(pair, t, s, slots, excluded, index, labels)
+                    gated = (
+                        s
+                        if self.critic_gate is None
+                        else student_head.embed(self.critic_gate.scale(student_standardized))
+                    )
+                    term, pair_diagnostics = self.global_term(pair, t, gated, slots, excluded, index, labels)
                     global_term = global_term + weight * term
                     if self.training and self.uses_bank and not self.uses_nce:
                         pair_diagnostics.update(self.bank_staleness(pair, s.detach(), index))
@@ -215,6 +227,9 @@ class WCoRDDistiller(nn.Module):
             terms["gradient_penalty"] = penalty
         if self.training:
             self.diagnostics = average_diagnostics(diagnostics)
+            if self.critic_gate is not None:
+                self.diagnostics["critic_gate"] = self.critic_gate.value.clone()
+                self.critic_gate.update(self.diagnostics, self.gather)
         if self.training and self.compute_global:
             self._update_stores(updates, index, labels)
         return terms

@@ -399,6 +399,8 @@ class WCoRDTrainer(Trainer):
         )
         report["seconds"] = time.perf_counter() - started
         self.critic_warmup_report = {f"wcord/critic_warmup_{name}": value for name, value in report.items()}
+        if self.distiller.critic_gate is not None:
+            self.distiller.critic_gate.start(report)
         logger.info(f"WCoRD critic after {steps} warm-up steps: {report}")
 
     def _get_train_sampler(self, train_dataset: Any | None = None) -> torch.utils.data.Sampler | None:

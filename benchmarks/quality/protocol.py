@@ -62,6 +62,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "wcord+kd, v0.2 weights": {"lambda_global": 0.8, "lambda_local": 0.1},
     # The global weight the longer-budget grid (`run_defaults_grid.py --cells layers3-1000-x4 narrow-1000-x4`) chose.
     "wcord+kd, global 0.2": {"lambda_global": 0.2},
+    # That weight behind the critic gate: the student feels the global term in proportion to the critic's measured
+    # contrastive accuracy (pretrained students' critics know the task, random-init students' barely do).
+    "wcord+kd, critic gate, global 0.2": {"lambda_global": 0.2, "critic_gate": True},
     # Which term does what: each of the two terms alone on top of KD, at its default weight.
     "kd+global": {"lambda_local": 0.0},
     "kd+local": {"lambda_global": 0.0},
