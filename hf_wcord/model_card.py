@@ -55,6 +55,7 @@ _SETTINGS = (
     "bank_content",
     "student_negatives",
     "critic_warmup_steps",
+    "critic_gate",
     "representation_warmup_ratio",
     "labelled_batch_share",
     "sinkhorn_eps",

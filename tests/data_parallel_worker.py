@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--use_cpu", action="store_true")
     parser.add_argument("--fsdp", action="store_true")
     parser.add_argument("--zero3", action="store_true", help="DeepSpeed ZeRO-3 (not with --use_cpu)")
+    parser.add_argument("--critic_gate", action="store_true")
     cli = parser.parse_args()
     torch.set_num_threads(1)
     syncs = []
@@ -96,6 +97,7 @@ def main() -> None:
         negatives_source="queue",
         num_negatives=EXAMPLES - 1,
         local_over_global_batch=True,
+        critic_gate=cli.critic_gate,
         save_strategy="no",
         report_to="none",
         seed=0,

@@ -73,10 +73,11 @@ def test_two_processes_train_the_same_student_and_heads_as_one_at_the_same_globa
     assert_same_run(one_process_run, tmp_path / "two")
 
 
-def test_with_gradient_accumulation_the_heads_sync_once_per_optimizer_step(data_dir, tmp_path):
-    run = run_worker(data_dir, tmp_path / "acc", 2, "--batch_size", "2", "--accumulation", "2")
+def test_with_gradient_accumulation_the_heads_sync_once_per_optimizer_step_and_the_gate_agrees(data_dir, tmp_path):
+    run = run_worker(data_dir, tmp_path / "acc", 2, "--batch_size", "2", "--accumulation", "2", "--critic_gate")
     # Four optimizer steps of two micro-batches each: four averages, not eight. The run ends with the check that
-    # every process holds the same heads and queue (it raises otherwise).
+    # every process holds the same heads, queue and critic gate (it raises otherwise: each process's gate follows
+    # the accuracy averaged over the processes' batches).
     assert (run["head_syncs"], run["optimizer_steps"]) == (4, 4)
 
 
