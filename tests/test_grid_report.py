@@ -67,3 +67,23 @@ def test_stage_two_averages_every_selection_seed_and_names_its_axis():
     text = markdown(cells(), summary)
     assert "Stage 2, the weights again: every candidate run at all the selection seeds, mean of seeds 100, 101" in text
     assert "Chosen (best mean rank): lambda_global 0.2, lambda_local 0.1." in text
+
+
+def test_stage_three_ranks_the_gated_candidates_with_stage_ones_and_leaves_stage_one_as_it_was():
+    gated = cells()
+    ungated_weights = summarise(gated)["weights"]
+    # Seed 100 only: a gated 0.2 that beats every ungated candidate on layers3 and ties the best on narrow.
+    for cell, score in zip(gated, (0.85, 0.72), strict=True):
+        settings = {"lambda_global": 0.2, "lambda_local": 0.1, "student_negatives": "bank", "critic_gate": True}
+        cell["runs"].append({"seed": 100, "heldout": score, "settings": settings})
+    summary = summarise(gated)
+    assert summary["weights"] == ungated_weights
+    gate = summary["gate"]
+    by_key = {(row["lambda_global"], row["critic_gate"]): row for row in gate["rows"]}
+    assert by_key[(0.2, True)]["rank"] == {"layers3-1000-x4": 1.0, "narrow-1000-x4": 1.5}
+    assert gate["chosen"]["critic_gate"] is True
+    assert summary["negatives"]["rows"] and not any(row["critic_gate"] for row in summary["negatives"]["rows"])
+    text = markdown(gated, summary)
+    assert "| 0.2 | 0.1 | on | 0.8500 (1) | 0.7200 (1.5) |" in text
+    assert "Chosen (best mean rank): lambda_global 0.2, lambda_local 0.1, critic gate on." in text
+    assert summarise(cells())["gate"] is None

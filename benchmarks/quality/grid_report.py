@@ -6,6 +6,8 @@
 2. Every candidate that ran at all the selection seeds, scored by its mean over them, chosen in the same way: for the
    defaults, the teacher-anchored direction's negatives (`student_negatives`: bank, batch, none) with a few weight
    pairs; where every candidate has the bank's negatives, the weights again over more seeds.
+3. Where the grid also ran with the critic gate (`critic_gate=True`): the gated candidates ranked together with
+   stage 1's, on the first selection seed.
 
 Writes `results.json`, `results.md` and `results.png` (stage 1's mean rank over the weight grid).
 """
@@ -20,13 +22,18 @@ from report_files import load_suite_cells, pyplot, write_report_files
 CELL_ORDER = ("narrow-1000", "vit-tiny-2000", "layers3", "resnet-tiny", "layers3-1000-x4", "narrow-1000-x4")
 STAGE_ONE_NEGATIVES = "bank"
 
-Candidate = tuple[float, float, str]
-KD_CANDIDATE: Candidate = (0.0, 0.0, "")
+Candidate = tuple[float, float, str, bool]
+KD_CANDIDATE: Candidate = (0.0, 0.0, "", False)
 
 
 def candidate_of(settings: dict[str, Any]) -> Candidate:
-    """(lambda_global, lambda_local, student_negatives); KD alone is (0, 0, "")."""
-    return settings["lambda_global"], settings["lambda_local"], settings.get("student_negatives", "")
+    """(lambda_global, lambda_local, student_negatives, critic_gate); KD alone is (0, 0, "", False)."""
+    return (
+        settings["lambda_global"],
+        settings["lambda_local"],
+        settings.get("student_negatives", ""),
+        bool(settings.get("critic_gate", False)),
+    )
 
 
 def held_out_scores(cell: dict[str, Any], seeds: list[int]) -> dict[Candidate, float]:
@@ -70,6 +77,7 @@ def stage(cells: list[dict[str, Any]], seeds: list[int], keep: Any) -> dict[str,
                 "lambda_global": pair[0],
                 "lambda_local": pair[1],
                 "student_negatives": pair[2],
+                "critic_gate": pair[3],
                 "heldout": {name: per_cell[name][pair] for name in per_cell},
                 "rank": {name: per_cell_ranks[name][pair] for name in per_cell},
                 "mean_rank": statistics.fmean(per_cell_ranks[name][pair] for name in per_cell),
@@ -83,16 +91,27 @@ def stage(cells: list[dict[str, Any]], seeds: list[int], keep: Any) -> dict[str,
 
 
 def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stage 1 on the first selection seed; stage 2 over every candidate that ran at all the selection seeds."""
+    """Stage 1 on the first selection seed; stage 2 over every ungated candidate that ran at all the selection seeds;
+    stage 3, where gated candidates ran, them and stage 1's on the first seed."""
     seeds = sorted({run["seed"] for cell in cells for run in cell["runs"]})
-    weights = stage(cells, seeds[:1], lambda candidate: candidate[2] == STAGE_ONE_NEGATIVES)
-    negatives = stage(cells, seeds, lambda candidate: True) if len(seeds) > 1 else None
-    return {"weights": weights, "negatives": negatives}
+    weights = stage(cells, seeds[:1], lambda candidate: candidate[2] == STAGE_ONE_NEGATIVES and not candidate[3])
+    negatives = stage(cells, seeds, lambda candidate: not candidate[3]) if len(seeds) > 1 else None
+    gated = any(candidate_of(run["settings"])[3] for cell in cells for run in cell["runs"])
+    gate = stage(cells, seeds[:1], lambda candidate: candidate[2] == STAGE_ONE_NEGATIVES) if gated else None
+    return {"weights": weights, "negatives": negatives, "gate": gate}
 
 
-def stage_table(names: list[str], result: dict[str, Any]) -> list[str]:
+def stage_table(names: list[str], result: dict[str, Any], axis: str = "negatives") -> list[str]:
+    """The stage's table; its third column is the teacher-anchored negatives, or with `axis='gate'` the critic
+    gate."""
+
+    def third(row: dict[str, Any]) -> str:
+        if axis == "gate":
+            return "on" if row["critic_gate"] else "off"
+        return row["student_negatives"]
+
     lines = [
-        "| global | local | negatives | " + " | ".join(names) + " | mean rank | mean accuracy - KD (pt) |",
+        f"| global | local | {axis} | " + " | ".join(names) + " | mean rank | mean accuracy - KD (pt) |",
         "|---|---|---|" + "---|" * len(names) + "---|---|",
     ]
     kd_cells = " | ".join(f"{result['kd'][name]:.4f}" for name in names)
@@ -102,7 +121,7 @@ def stage_table(names: list[str], result: dict[str, Any]) -> list[str]:
         gain = statistics.fmean(row["minus_kd"].values())
         rank = f"**{row['mean_rank']:.2f}**" if row is result["chosen"] else f"{row['mean_rank']:.2f}"
         lines.append(
-            f"| {row['lambda_global']:g} | {row['lambda_local']:g} | {row['student_negatives']} | {cells_text} | "
+            f"| {row['lambda_global']:g} | {row['lambda_local']:g} | {third(row)} | {cells_text} | "
             f"{rank} | {gain:+.2f} |"
         )
     return lines
@@ -142,6 +161,19 @@ def markdown(cells: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             "",
             f"Chosen (best mean rank): lambda_global {negatives['chosen']['lambda_global']:g}, lambda_local "
             f"{negatives['chosen']['lambda_local']:g}, student_negatives {negatives['chosen']['student_negatives']}.",
+        ]
+    gate = summary["gate"]
+    if gate and gate["chosen"]:
+        best = gate["chosen"]
+        lines += [
+            "",
+            "Stage 3, the critic gate (`critic_gate=True`): the gated candidates ranked with stage 1's, selection "
+            f"seed {', '.join(map(str, gate['seeds']))}:",
+            "",
+            *stage_table(names, gate, "gate"),
+            "",
+            f"Chosen (best mean rank): lambda_global {best['lambda_global']:g}, lambda_local "
+            f"{best['lambda_local']:g}, critic gate {'on' if best['critic_gate'] else 'off'}.",
         ]
     return "\n".join(lines)
 

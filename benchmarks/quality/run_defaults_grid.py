@@ -15,6 +15,7 @@ students, the batch's fresh ones, or none) at a few weight pairs; every candidat
     python benchmarks/quality/run_defaults_grid.py --cells narrow-1000 layers3
     python benchmarks/quality/run_defaults_grid.py --global_weights 0.05 0.2 --local_weights 0.1 \
         --student_negatives batch none
+    python benchmarks/quality/run_defaults_grid.py --global_weights 0.05 0.2 0.4 --local_weights 0.1 --critic_gate on
     python benchmarks/quality/run_defaults_grid.py --report_only
 
 The longer-budget cells (`layers3-1000-x4`, `narrow-1000-x4`: 1,000 sentences at four times the curves' steps) are not
@@ -72,13 +73,18 @@ CELLS = {**DEFAULT_CELLS, **LONGER_BUDGET_CELLS}
 
 
 def grid(
-    global_weights: list[float], local_weights: list[float], student_negatives: list[str]
+    global_weights: list[float], local_weights: list[float], student_negatives: list[str], gates: list[str]
 ) -> list[dict[str, Any]]:
-    """KD alone, then every (lambda_global, lambda_local, student_negatives) candidate of the grid."""
-    candidates = itertools.product(global_weights, local_weights, student_negatives)
+    """KD alone, then every (lambda_global, lambda_local, student_negatives, critic gate) candidate of the grid (a
+    gated candidate's settings add `critic_gate: True`; an ungated one's are as before the gate existed)."""
+    candidates = itertools.product(global_weights, local_weights, student_negatives, gates)
     return [
         KD_ONLY,
-        *({"lambda_global": g, "lambda_local": loc, "student_negatives": neg} for g, loc, neg in candidates),
+        *(
+            {"lambda_global": g, "lambda_local": loc, "student_negatives": neg}
+            | ({"critic_gate": True} if gate == "on" else {})
+            for g, loc, neg, gate in candidates
+        ),
     ]
 
 
@@ -93,6 +99,13 @@ def main() -> None:
         default=list(STUDENT_NEGATIVES),
         choices=["bank", "batch", "none"],
         help="Negatives of the teacher-anchored direction (the grid's second stage tries 'batch' and 'none').",
+    )
+    parser.add_argument(
+        "--critic_gate",
+        nargs="+",
+        default=["off"],
+        choices=["off", "on"],
+        help="Candidates without and/or with the critic gate (the report's third stage ranks the gated ones).",
     )
     add_run_arguments(parser, os.path.join(HERE, "results_defaults"))
     parser.set_defaults(seeds=[SELECTION_SEED])
@@ -122,7 +135,7 @@ def main() -> None:
         recorder = CellRecorder(os.path.join(cli.output_dir, "cells", f"{name}.json"), header, resume=True)
         runs = CellRuns(task, budget, cell.splits, cell.teacher, student, cache_root, cell.collator)
         for seed in cli.seeds:
-            for settings in grid(cli.global_weights, cli.local_weights, cli.student_negatives):
+            for settings in grid(cli.global_weights, cli.local_weights, cli.student_negatives, cli.critic_gate):
                 key = {"phase": "selection", "seed": seed, "settings": settings, "learning_rate": learning_rate}
                 record = recorder.run(key, runs.trainer(settings, learning_rate, seed))
                 print(
