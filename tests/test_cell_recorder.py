@@ -83,13 +83,17 @@ def test_a_cell_without_recorded_defaults_is_refused(tmp_path):
         CellRecorder(path, {"defaults": NEW, "arguments": []}, resume=True)
 
 
-def test_a_cell_older_than_a_setting_reads_as_that_settings_only_value_then(tmp_path):
-    """Cells recorded before `student_negatives` existed ran the bank's negatives: a new default supersedes their
-    WCoRD runs (not KD's, which has no global term), and the bank's default keeps them."""
+@pytest.mark.parametrize(
+    ("setting", "then", "later"), [("student_negatives", "bank", "batch"), ("critic_gate", False, True)]
+)
+def test_a_cell_older_than_a_setting_reads_as_that_settings_only_value_then(tmp_path, setting, then, later):
+    """Cells recorded before `student_negatives` (or `critic_gate`) existed ran the bank's negatives (no gate): a new
+    default supersedes their WCoRD runs (not KD's, which has no global term), and the old value's default keeps
+    them."""
     path = str(tmp_path / "cell.json")
     write_cell(path, OLD)
-    for default, superseded in (("bank", []), ("batch", ["no warm-up", "wcord+kd"])):
-        header = {"defaults": {**OLD, "student_negatives": default}, "arguments": []}
+    for default, superseded in ((then, []), (later, ["no warm-up", "wcord+kd"])):
+        header = {"defaults": {**OLD, setting: default}, "arguments": []}
         recorder = CellRecorder(path, header, resume=True, expected_settings=METHODS.get)
         assert sorted(run["method"] for run in recorder.superseded) == superseded
-    assert recorder.superseded[0]["settings"]["student_negatives"] == "bank"
+    assert recorder.superseded[0]["settings"][setting] == then

@@ -10,7 +10,7 @@ from typing import Any
 
 # Settings added after the first cells were recorded, with the value every earlier run had (there was no other): a
 # cell's recorded defaults are read with these beneath them.
-DEFAULTS_BEFORE_THE_SETTING_EXISTED = {"student_negatives": "bank"}
+DEFAULTS_BEFORE_THE_SETTING_EXISTED = {"student_negatives": "bank", "critic_gate": False}
 
 
 def recorded_defaults(defaults: dict[str, Any], names: Any = DEFAULTS_BEFORE_THE_SETTING_EXISTED) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def recorded_defaults(defaults: dict[str, Any], names: Any = DEFAULTS_BEFORE_THE
 
 
 # Settings that act only through one term, with that term's weight: where the weight is 0 they change nothing.
-ACTS_THROUGH = {"student_negatives": "lambda_global"}
+ACTS_THROUGH = {"student_negatives": "lambda_global", "critic_gate": "lambda_global"}
 
 
 def rebase(settings: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ SETTING_NAMES = {
     "lambda_global": "global",
     "lambda_local": "local",
     "student_negatives": "teacher-anchored negatives",
+    "critic_gate": "critic gate",
 }
 
 
