@@ -1,6 +1,7 @@
 """The learning curves' report: paired differences over seeds with their 95% t-interval, for the methods and for each
 ablation against the defaults and the baselines."""
 
+import math
 import os
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "quality"))
 
-from curve_report import ablation_lines, paired_difference, summarise_point  # noqa: E402
+from curve_report import ablation_lines, chance_to_clear, noise_floor_lines, paired_difference, summarise_point  # noqa: E402
 
 # Pool accuracy per method and seed; seed 3 of "kd" has no twin in the ablation, so pairing drops it there.
 SCORES = {
@@ -68,3 +69,20 @@ def test_ablation_table_has_a_column_per_comparison():
     assert header.split(" | ")[-3:] == ["defaults - ablation", "ablation - kd", "ablation - crd+kd |"]
     assert row.startswith("| layers3, 4x steps | 1,000 | wcord+kd, heavier | 0.8400 | -1.33 [")
     assert row.count("[") == 3
+
+
+def test_the_noise_floor_is_the_t_chance_of_a_no_better_method_clearing_the_margin():
+    # wcord+kd - kd per seed: 2, 1, 2, 2 points; SE = 0.5 / 2 = 0.25 with 3 degrees of freedom.
+    difference = paired_difference(SCORES["wcord+kd"], SCORES["kd"])
+    assert difference["standard_error"] == pytest.approx(0.25)
+    # F_t(1.2; 3), from the closed form of Student's t with 3 degrees of freedom.
+    x = 0.3 / 0.25
+    closed_form = 0.5 + (math.atan(x / math.sqrt(3)) + (x / math.sqrt(3)) / (1 + x * x / 3)) / math.pi
+    assert chance_to_clear(difference, 0.3) == pytest.approx(closed_form)
+    assert chance_to_clear({**difference, "standard_error": 0.0}, 0.3) == 1.0
+    standard = {**cell(), "steps_multiple": 1}
+    points = [{**standard, "summary": summarise_point(standard)}, {**cell(), "summary": summarise_point(cell())}]
+    (text,) = noise_floor_lines(points)[1:]
+    # Only the standard-budget point counts: one point, expected to be cleared with its own chance.
+    assert f"layers3 1,000 {closed_form:.2f}." in text
+    assert f"clear {closed_form:.1f} of the 1 points, and all of them with probability {closed_form:.3f}." in text

@@ -11,6 +11,8 @@ from typing import Any
 from report_files import load_suite_cells, write_report_files
 
 COLLAPSE_SHARE = 0.95
+# The margin below KD that the defaults are held to ("WCoRD + KD >= KD - 0.3 pt" at every point).
+KD_MARGIN = 0.3
 COMPARISONS = (("wcord+kd", "kd"), ("wcord+kd", "crd+kd"), ("crd+kd", "kd"), ("kd", "ce"))
 METHOD_ORDER = ("ce", "kd", "crd+kd", "wcord+kd")
 # What an ablation or variant is also compared with, paired: does it beat the baselines the defaults are held to?
@@ -34,8 +36,29 @@ def paired_difference(first: dict[int, float], second: dict[int, float]) -> dict
         return None
     differences = [100 * (first[seed] - second[seed]) for seed in seeds]
     mean = statistics.fmean(differences)
-    half = stats.t.ppf(0.975, len(seeds) - 1) * statistics.stdev(differences) / math.sqrt(len(seeds))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": len(seeds)}
+    standard_error = statistics.stdev(differences) / math.sqrt(len(seeds))
+    half = stats.t.ppf(0.975, len(seeds) - 1) * standard_error
+    return {
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "seeds": len(seeds),
+        "standard_error": standard_error,
+    }
+
+
+def chance_to_clear(difference: dict[str, Any], margin: float) -> float:
+    r"""The chance that a method no better and no worse than the baseline in expectation shows a paired mean of at
+    least -margin points, with the spread of the per-seed differences seen:
+
+        P = F_t(margin / SE; n - 1)    (SE: their standard error over the n seeds; F_t: Student's t distribution)
+
+    A point where this is near 1 can see the margin; one near 0.5 cannot."""
+    from scipy import stats
+
+    if difference["standard_error"] == 0:
+        return 1.0
+    return float(stats.t.cdf(margin / difference["standard_error"], difference["seeds"] - 1))
 
 
 def collapsed_runs(runs: list[dict[str, Any]]) -> list[str]:
@@ -147,6 +170,7 @@ def markdown(points: list[dict[str, Any]]) -> str:
             + f" | {summary['minutes']:.1f} |"
         )
     lines += collapse_lines(points)
+    lines += noise_floor_lines(points)
     lines += time_lines(points)
     lines += ablation_lines(points)
     return "\n".join(lines)
@@ -165,6 +189,28 @@ def collapse_lines(points: list[dict[str, Any]]) -> list[str]:
         "",
         f"Runs that collapsed (one class predicted for over {COLLAPSE_SHARE:.0%} of the dev/test examples; the means "
         "and intervals above include them): " + "; ".join(collapsed) + ".",
+    ]
+
+
+def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -> list[str]:
+    """How much of "WCoRD + KD >= KD - margin" the noise decides: for each standard-budget point, the chance that a
+    method equal to KD in expectation clears the margin ([`chance_to_clear`], with WCoRD + KD - KD's spread), their
+    sum (the points it would be expected to clear) and their product (the chance of clearing every one)."""
+    chances = []
+    for cell in points:
+        difference = cell["summary"]["differences"].get("wcord+kd - kd")
+        if cell.get("steps_multiple", 1) == 1 and difference is not None:
+            chances.append((f"{curve_name(cell)} {cell['train_examples']:,}", chance_to_clear(difference, margin)))
+    if not chances:
+        return []
+    listed = ", ".join(f"{name} {chance:.2f}" for name, chance in chances)
+    return [
+        "",
+        f"What the noise decides: were WCoRD + KD exactly KD in expectation, a standard-budget point's paired mean "
+        f"would clear KD - {margin:g} with probability F_t({margin:g} / SE; seeds - 1), SE being the standard error "
+        f"of that point's WCoRD + KD - KD differences: {listed}. Such a method would be expected to clear "
+        f"{sum(chance for _, chance in chances):.1f} of the {len(chances)} points, and all of them with probability "
+        f"{math.prod(chance for _, chance in chances):.3f}.",
     ]
 
 
