@@ -133,7 +133,7 @@ def markdown(cells: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     weights, negatives = summary["weights"], summary["negatives"]
     lines = [
         "Held-out accuracy (rank among the stage's candidates) of WCoRD + KD; KD alone for reference. Minutes per "
-        "cell, both stages: " + ", ".join(f"{name} {minutes[name]:.1f}" for name in names) + ".",
+        "cell, every stage: " + ", ".join(f"{name} {minutes[name]:.1f}" for name in names) + ".",
         "",
         f"Stage 1, the weights (the bank's negatives), selection seed {', '.join(map(str, weights['seeds']))}:",
         "",
