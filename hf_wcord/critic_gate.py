@@ -16,6 +16,14 @@ from torch import nn
 ACCURACY_KEYS = ("teacher_anchored_accuracy", "student_anchored_accuracy")
 
 
+def mean_accuracy(diagnostics: dict[str, float] | dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """a_t: the mean of the directions' contrastive accuracies that `diagnostics` holds (None where it holds none)."""
+    accuracies = [
+        torch.as_tensor(diagnostics[key], dtype=torch.float32) for key in ACCURACY_KEYS if key in diagnostics
+    ]
+    return torch.stack(accuracies).mean() if accuracies else None
+
+
 def scale_gradient(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """`tensor` in the forward pass; `factor * grad` in the backward pass (`factor` is not differentiated)."""
     factor = factor.detach().to(tensor.dtype).clone()  # the gate is updated in place before the backward pass
@@ -51,9 +59,9 @@ class CriticGate(nn.Module):
     @torch.no_grad()
     def start(self, diagnostics: dict[str, float]) -> None:
         """Set g_0 to the critic's accuracy after its warm-up (`diagnostics` as `warm_up_critic` returns them)."""
-        accuracies = [diagnostics[key] for key in ACCURACY_KEYS if key in diagnostics]
-        if accuracies:
-            self.value.fill_(sum(accuracies) / len(accuracies))
+        accuracy = mean_accuracy(diagnostics)
+        if accuracy is not None:
+            self.value.fill_(accuracy)
 
     @torch.no_grad()
     def update(
@@ -63,10 +71,10 @@ class CriticGate(nn.Module):
     ) -> None:
         """g_t from one batch's diagnostics (a no-op where they hold no accuracy); `gather` all-gathers over
         processes."""
-        accuracies = [diagnostics[key].float() for key in ACCURACY_KEYS if key in diagnostics]
-        if not accuracies:
+        accuracy = mean_accuracy(diagnostics)
+        if accuracy is None:
             return
-        accuracy = torch.stack(accuracies).mean().to(self.value.device)
+        accuracy = accuracy.to(self.value.device)
         if gather is not None:
             accuracy = gather(accuracy[None]).mean()
         self.value.mul_(self.momentum).add_((1.0 - self.momentum) * accuracy)
