@@ -9,7 +9,15 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "quality"))
 
-from curve_report import ablation_lines, chance_to_clear, noise_floor_lines, paired_difference, summarise_point  # noqa: E402
+from curve_report import (  # noqa: E402
+    ablation_lines,
+    chance_to_clear,
+    noise_floor_lines,
+    paired_difference,
+    pooled_difference,
+    pooled_differences,
+    summarise_point,
+)
 
 # Pool accuracy per method and seed; seed 3 of "kd" has no twin in the ablation, so pairing drops it there.
 SCORES = {
@@ -19,7 +27,7 @@ SCORES = {
     "wcord+kd, heavier": {0: 0.84, 1: 0.83, 2: 0.85},
 }
 # The 0.975 quantile of Student's t with n - 1 degrees of freedom, for n seeds.
-T_QUANTILE = {3: 4.30265273, 4: 3.18244631}
+T_QUANTILE = {3: 4.30265273, 4: 3.18244631, 7: 2.44691185}
 
 
 def cell():
@@ -86,3 +94,29 @@ def test_the_noise_floor_is_the_t_chance_of_a_no_better_method_clearing_the_marg
     # Only the standard-budget point counts: one point, expected to be cleared with its own chance.
     assert f"layers3 1,000 {closed_form:.2f}." in text
     assert f"clear {closed_form:.1f} of the 1 points, and all of them with probability {closed_form:.3f}." in text
+
+
+def test_points_pool_as_the_mean_of_their_means_with_their_variances_added():
+    # Two points of 4 seeds each with the same standard error s: SE = sqrt(2) s / 2 and, by Welch-Satterthwaite,
+    # (2 s^2)^2 / (2 s^4 / 3) = 6 degrees of freedom (the t quantile of 7 seeds).
+    first = {"mean": 1.0, "standard_error": 0.4, "seeds": 4}
+    second = {"mean": -0.2, "standard_error": 0.4, "seeds": 4}
+    pooled = pooled_difference([first, second])
+    half = T_QUANTILE[7] * math.sqrt(2) * 0.4 / 2
+    assert pooled["degrees_of_freedom"] == pytest.approx(6.0)
+    assert (pooled["mean"], pooled["low"], pooled["high"]) == pytest.approx((0.4, 0.4 - half, 0.4 + half))
+    assert pooled["points"] == 2
+    assert pooled_difference([]) is None
+
+
+def test_pooling_keeps_the_budgets_apart_and_skips_points_without_the_comparison():
+    standard = {**cell(), "steps_multiple": 1}
+    without_kd = {**standard, "runs": [run for run in standard["runs"] if run["method"] != "kd"]}
+    points = [{**point, "summary": summarise_point(point)} for point in (standard, without_kd, cell())]
+    pooled = pooled_differences(points)
+    alone = paired_difference(SCORES["wcord+kd"], SCORES["kd"])
+    assert pooled["standard budget"]["wcord+kd - kd"]["points"] == 1
+    assert pooled["standard budget"]["wcord+kd - kd"]["mean"] == pytest.approx(alone["mean"])
+    assert pooled["standard budget"]["wcord+kd - crd+kd"]["points"] == 2
+    assert pooled["longer budget"]["wcord+kd - kd"]["points"] == 1
+    assert pooled["standard budget"]["kd - ce"] is None

@@ -61,6 +61,81 @@ def chance_to_clear(difference: dict[str, Any], margin: float) -> float:
     return float(stats.t.cdf(margin / difference["standard_error"], difference["seeds"] - 1))
 
 
+def pooled_difference(differences: list[dict[str, Any]]) -> dict[str, Any] | None:
+    r"""The average over points of their paired mean differences, every point weighing the same, with its 95%
+    interval; the points are independent cells (their own data and runs), so the variances add:
+
+        D = (1/P) sum_p d_p,    SE = sqrt(sum_p SE_p^2) / P,    D +- t_0.975(nu) SE,
+        nu = (sum_p SE_p^2)^2 / sum_p (SE_p^4 / (n_p - 1))    (Welch-Satterthwaite; n_p: point p's seeds)
+
+    It answers what no single point has the seeds to: whether the method gains or loses on the average point. None
+    without points."""
+    from scipy import stats
+
+    if not differences:
+        return None
+    variances = [difference["standard_error"] ** 2 for difference in differences]
+    points = len(differences)
+    mean = statistics.fmean(difference["mean"] for difference in differences)
+    standard_error = math.sqrt(sum(variances)) / points
+    freedom = sum(variances) ** 2 / sum(
+        variance**2 / (difference["seeds"] - 1) for variance, difference in zip(variances, differences, strict=True)
+    )
+    half = stats.t.ppf(0.975, freedom) * standard_error
+    return {
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "points": points,
+        "standard_error": standard_error,
+        "degrees_of_freedom": freedom,
+    }
+
+
+def pooled_differences(points: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any] | None]]:
+    """For the standard-budget points and for the longer-budget ones apart: each comparison's `pooled_difference`
+    over the points where both methods ran."""
+    budgets = {
+        "standard budget": [cell for cell in points if cell.get("steps_multiple", 1) == 1],
+        "longer budget": [cell for cell in points if cell.get("steps_multiple", 1) != 1],
+    }
+    return {
+        budget: {
+            f"{a} - {b}": pooled_difference(
+                [
+                    difference
+                    for cell in cells
+                    if (difference := cell["summary"]["differences"].get(f"{a} - {b}")) is not None
+                ]
+            )
+            for a, b in COMPARISONS
+        }
+        for budget, cells in budgets.items()
+        if cells
+    }
+
+
+def pooled_lines(pooled: dict[str, dict[str, dict[str, Any] | None]]) -> list[str]:
+    """The pooled differences as a table, a row per budget."""
+    rows = []
+    for budget, comparisons in pooled.items():
+        cells = []
+        for a, b in COMPARISONS:
+            difference = comparisons[f"{a} - {b}"]
+            cells.append("-" if difference is None else f"{format_difference(difference)} ({difference['points']})")
+        rows.append(f"| {budget} | " + " | ".join(cells) + " |")
+    return [
+        "",
+        "Across the points, each weighing the same: the mean of the points' paired differences, in points with its "
+        "95% interval (the points' variances added, Welch-Satterthwaite degrees of freedom; in brackets, how many "
+        "points):",
+        "",
+        "| budget | " + " | ".join(f"{a} - {b}" for a, b in COMPARISONS) + " |",
+        "|---|" + "---|" * len(COMPARISONS),
+        *rows,
+    ]
+
+
 def collapsed_runs(runs: list[dict[str, Any]]) -> list[str]:
     """The runs whose student predicts one class for (nearly) every reported dev/test example: training collapsed."""
     return sorted(
@@ -135,7 +210,7 @@ def format_difference(difference: dict[str, Any] | None) -> str:
     return f"**{text}**" if difference["low"] > 0 or difference["high"] < 0 else text
 
 
-def markdown(points: list[dict[str, Any]]) -> str:
+def markdown(points: list[dict[str, Any]], pooled: dict[str, dict[str, dict[str, Any] | None]]) -> str:
     lines = [
         "Accuracy (mean over seeds) and paired differences in points with their 95% t-interval (bold: the interval "
         "excludes 0). Headline split: Fashion-MNIST's 10,000 test images; for SST-2 the 5,000 held-out training-pool "
@@ -170,6 +245,7 @@ def markdown(points: list[dict[str, Any]]) -> str:
             + f" | {summary['minutes']:.1f} |"
         )
     lines += collapse_lines(points)
+    lines += pooled_lines(pooled)
     lines += noise_floor_lines(points)
     lines += time_lines(points)
     lines += ablation_lines(points)
@@ -308,4 +384,7 @@ def write_curve_report(output_dir: str) -> str:
         raise SystemExit(f"No learning-curve cells in {os.path.join(output_dir, 'cells')}: run the curves first.")
     for cell in points:
         cell["summary"] = summarise_point(cell)
-    return write_report_files(output_dir, "curve", "points", points, markdown(points), plot)
+    pooled = pooled_differences(points)
+    return write_report_files(
+        output_dir, "curve", "points", points, markdown(points, pooled), plot, extra={"across_points": pooled}
+    )

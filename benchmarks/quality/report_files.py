@@ -28,10 +28,12 @@ def write_report_files(
     entries: list[dict[str, Any]],
     table: str,
     plot: Callable[[list[dict[str, Any]], str], bool],
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """Write the three files; return the table, with a note when the plot was skipped."""
+    """Write the three files (`results.json` with `extra`'s keys beside the entries); return the table, with a note
+    when the plot was skipped."""
     with open(os.path.join(output_dir, "results.json"), "w") as handle:
-        json.dump({"suite": suite, key: entries}, handle, indent=2)
+        json.dump({"suite": suite, key: entries, **(extra or {})}, handle, indent=2)
     with open(os.path.join(output_dir, "results.md"), "w") as handle:
         handle.write(table + "\n")
     plotted = plot(entries, os.path.join(output_dir, "results.png"))
