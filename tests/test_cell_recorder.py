@@ -97,3 +97,21 @@ def test_a_cell_older_than_a_setting_reads_as_that_settings_only_value_then(tmp_
         recorder = CellRecorder(path, header, resume=True, expected_settings=METHODS.get)
         assert sorted(run["method"] for run in recorder.superseded) == superseded
     assert recorder.superseded[0]["settings"][setting] == then
+
+
+def test_each_trained_run_records_its_teacher_and_a_reused_run_keeps_its_own(tmp_path):
+    path = str(tmp_path / "cell.json")
+    first = {"defaults": NEW, "arguments": [], "teacher": {"eval": 0.85, "fingerprint": "first"}}
+    recorder = CellRecorder(path, first, resume=True)
+    recorder.run({"method": "kd", "phase": "final", "seed": 0, "settings": {}}, lambda: {"eval": 0.6})
+    recorder.save(minutes=1.0)
+    # The teacher is trained again (another machine): the kd run is reused, the new run records the new teacher.
+    second = {**first, "teacher": {"eval": 0.85, "fingerprint": "second"}}
+    recorder = CellRecorder(path, second, resume=True)
+    recorder.run({"method": "kd", "phase": "final", "seed": 0, "settings": {}}, lambda: {"eval": 0.0})
+    recorder.run({"method": "kd", "phase": "final", "seed": 1, "settings": {}}, lambda: {"eval": 0.7})
+    recorder.save(minutes=1.0)
+    with open(path) as handle:
+        runs = {run["seed"]: run for run in json.load(handle)["runs"]}
+    assert runs[0]["teacher_fingerprint"] == "first" and runs[0]["eval"] == 0.6
+    assert runs[1]["teacher_fingerprint"] == "second"

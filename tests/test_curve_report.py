@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "
 from curve_report import (  # noqa: E402
     ablation_lines,
     chance_to_clear,
+    mixed_teacher_lines,
     noise_floor_lines,
     paired_difference,
     pooled_difference,
@@ -120,3 +121,17 @@ def test_pooling_keeps_the_budgets_apart_and_skips_points_without_the_comparison
     assert pooled["standard budget"]["wcord+kd - crd+kd"]["points"] == 2
     assert pooled["longer budget"]["wcord+kd - kd"]["points"] == 1
     assert pooled["standard budget"]["kd - ce"] is None
+
+
+def test_a_point_whose_runs_learned_from_two_teachers_is_named():
+    point = cell()
+    for run in point["runs"]:
+        run["teacher_fingerprint"] = "b" * 64 if run["method"] == "wcord+kd, heavier" else "a" * 64
+    point["summary"] = summarise_point(point)
+    (text,) = mixed_teacher_lines([point])[1:]
+    assert f"layers3, 4x steps 1,000: {'a' * 12}: kd (seed 0)" in text
+    assert f"{'b' * 12}: wcord+kd, heavier (seed 0), wcord+kd, heavier (seed 1)" in text
+    single = cell()
+    for run in single["runs"]:
+        run["teacher_fingerprint"] = "a" * 64
+    assert mixed_teacher_lines([{**single, "summary": summarise_point(single)}]) == []

@@ -46,7 +46,8 @@ class CellRecorder:
     A cell records the library `defaults` its runs' settings are relative to. When the header's defaults differ from
     the file's, the earlier runs are rebased onto the new ones; a final run whose rebased settings are no longer its
     method's (`expected_settings(method)`, None where a method's settings are tuned) moves to `superseded_runs`,
-    which the reports do not read, and the method runs again."""
+    which the reports do not read, and the method runs again. Each run trained records the fingerprint of the header's
+    teacher."""
 
     def __init__(
         self,
@@ -99,10 +100,18 @@ class CellRecorder:
                 self.runs.append(reused)
                 self.save()
                 return reused
-        record = {**key, **train()}
+        record = {**key, **train(), **self.provenance()}
         self.runs.append(record)
         self.save()
         return record
+
+    def provenance(self) -> dict[str, Any]:
+        """What a run trained now records of where its inputs came from: the fingerprint of the teacher it learned
+        from (teachers are retrained on each machine, so a cell's runs can span several)."""
+        teacher = self.header.get("teacher")
+        if isinstance(teacher, dict) and "fingerprint" in teacher:
+            return {"teacher_fingerprint": teacher["fingerprint"]}
+        return {}
 
     def save(self, minutes: float | None = None) -> None:
         """Write the cell; with `minutes`, record this invocation (its arguments and minutes) as finished."""

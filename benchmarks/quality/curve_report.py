@@ -200,7 +200,18 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
         "minutes": sum(run["train_seconds"] for run in cell["runs"]) / 60,
         "train_seconds": {m: statistics.fmean(seconds[m]) for m in methods},
         "collapsed": collapsed_runs([run for run in cell["runs"] if run["phase"] == "final"]),
+        "teachers": teacher_runs([run for run in cell["runs"] if run["phase"] == "final"]),
     }
+
+
+def teacher_runs(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The runs under each teacher fingerprint they recorded (the first 12 hex digits), where they recorded one; CE
+    runs, which never read the teacher, left out."""
+    teachers: dict[str, list[str]] = {}
+    for run in runs:
+        if "teacher_fingerprint" in run and run["method"] != "ce":
+            teachers.setdefault(run["teacher_fingerprint"][:12], []).append(f"{run['method']} (seed {run['seed']})")
+    return teachers
 
 
 def format_difference(difference: dict[str, Any] | None) -> str:
@@ -245,6 +256,7 @@ def markdown(points: list[dict[str, Any]], pooled: dict[str, dict[str, dict[str,
             + f" | {summary['minutes']:.1f} |"
         )
     lines += collapse_lines(points)
+    lines += mixed_teacher_lines(points)
     lines += pooled_lines(pooled)
     lines += noise_floor_lines(points)
     lines += time_lines(points)
@@ -266,6 +278,19 @@ def collapse_lines(points: list[dict[str, Any]]) -> list[str]:
         f"Runs that collapsed (one class predicted for over {COLLAPSE_SHARE:.0%} of the dev/test examples; the means "
         "and intervals above include them): " + "; ".join(collapsed) + ".",
     ]
+
+
+def mixed_teacher_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The points whose runs recorded more than one teacher: their pairs are not all under one teacher."""
+    mixed = [
+        f"{curve_name(cell)} {cell['train_examples']:,}: "
+        + "; ".join(f"{fingerprint}: {', '.join(runs)}" for fingerprint, runs in cell["summary"]["teachers"].items())
+        for cell in points
+        if len(cell["summary"]["teachers"]) > 1
+    ]
+    if not mixed:
+        return []
+    return ["", "Points whose runs learned from more than one teacher (by fingerprint): " + " | ".join(mixed) + "."]
 
 
 def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -> list[str]:
