@@ -12,9 +12,9 @@ teacher's representation should transfer most. Each point of a curve is a cell w
   as `minilm3-mpnet`, from an all-mpnet-base-v2 teacher with its own tokenizer) at the same budgets: their largest
   size is the default quality cell's data and steps, at this protocol;
 - `layers3-x4`, `minilm3-x4` and `narrow-x4`: 1,000 sentences at four times the steps (2,000 of 16, 32 passes over
-  the data), and `vit-tiny-x4`: 500 images at four times the steps (3,000 of 64, 384 passes), to see whether the
-  representation terms, whose critics learn from a memory bank written once per pass, earn their place when the
-  budget visits each example more often.
+  the data), and `vit-tiny-x4` and `resnet-tiny-x4`: 500 images at four times the steps (3,000 of 64, 384 passes),
+  to see whether the representation terms, whose critics learn from a memory bank written once per pass, earn
+  their place when the budget visits each example more often.
 
 Protocol: no per-point tuning for any method. Every method runs at its library defaults (the WCoRD weights were chosen
 once for all cells, on selection seeds: see the README) with the learning rate of the student's default cell. Runs
@@ -108,6 +108,7 @@ LONGER_CURVES: dict[str, tuple[str, tuple[int, ...], int]] = {
     "minilm3-x4": ("minilm3", (1000,), 4),
     "narrow-x4": ("narrow", (1000,), 4),
     "vit-tiny-x4": ("vit-tiny", (500,), 4),
+    "resnet-tiny-x4": ("resnet-tiny", (500,), 4),
 }
 CURVES.update(
     {
