@@ -99,7 +99,7 @@ def test_a_cell_older_than_a_setting_reads_as_that_settings_only_value_then(tmp_
     assert recorder.superseded[0]["settings"][setting] == then
 
 
-def test_each_trained_run_records_its_teacher_and_a_reused_run_keeps_its_own(tmp_path):
+def test_each_trained_run_and_invocation_records_its_teacher_and_a_reused_run_keeps_its_own(tmp_path):
     path = str(tmp_path / "cell.json")
     first = {"defaults": NEW, "arguments": [], "teacher": {"eval": 0.85, "fingerprint": "first"}}
     recorder = CellRecorder(path, first, resume=True)
@@ -112,6 +112,8 @@ def test_each_trained_run_records_its_teacher_and_a_reused_run_keeps_its_own(tmp
     recorder.run({"method": "kd", "phase": "final", "seed": 1, "settings": {}}, lambda: {"eval": 0.7})
     recorder.save(minutes=1.0)
     with open(path) as handle:
-        runs = {run["seed"]: run for run in json.load(handle)["runs"]}
+        cell = json.load(handle)
+    runs = {run["seed"]: run for run in cell["runs"]}
+    assert [invocation["teacher_fingerprint"] for invocation in cell["invocations"]] == ["first", "second"]
     assert runs[0]["teacher_fingerprint"] == "first" and runs[0]["eval"] == 0.6
     assert runs[1]["teacher_fingerprint"] == "second"

@@ -114,9 +114,9 @@ class CellRecorder:
         return {}
 
     def save(self, minutes: float | None = None) -> None:
-        """Write the cell; with `minutes`, record this invocation (its arguments and minutes) as finished."""
+        """Write the cell; with `minutes`, record this invocation (its arguments, minutes and teacher) as finished."""
         if minutes is not None:
-            self.invocations.append({"arguments": self.header["arguments"], "minutes": minutes})
+            self.invocations.append({"arguments": self.header["arguments"], "minutes": minutes, **self.provenance()})
         # Earlier runs that this invocation did not ask for (another method subset) are kept.
         kept = [record for record in self.previous if record not in self.runs]
         payload = {**self.header, "runs": self.runs + kept, "invocations": self.invocations}
