@@ -61,6 +61,11 @@ def chance_to_clear(difference: dict[str, Any], margin: float) -> float:
     return float(stats.t.cdf(margin / difference["standard_error"], difference["seeds"] - 1))
 
 
+def standard_budget(cell: dict[str, Any]) -> bool:
+    """Whether a point runs its curve's own step budget (not a multiple of it)."""
+    return cell.get("steps_multiple", 1) == 1
+
+
 def pooled_difference(differences: list[dict[str, Any]]) -> dict[str, Any] | None:
     r"""The average over points of their paired mean differences, every point weighing the same, with its 95%
     interval; the points are independent cells (their own data and runs), so the variances add:
@@ -96,8 +101,8 @@ def pooled_differences(points: list[dict[str, Any]]) -> dict[str, dict[str, dict
     """For the standard-budget points and for the longer-budget ones apart: each comparison's `pooled_difference`
     over the points where both methods ran."""
     budgets = {
-        "standard budget": [cell for cell in points if cell.get("steps_multiple", 1) == 1],
-        "longer budget": [cell for cell in points if cell.get("steps_multiple", 1) != 1],
+        "standard budget": [cell for cell in points if standard_budget(cell)],
+        "longer budget": [cell for cell in points if not standard_budget(cell)],
     }
     return {
         budget: {
@@ -172,11 +177,11 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
     scores: dict[str, dict[int, float]] = {}
     dev: dict[str, dict[int, float]] = {}
     seconds: dict[str, list[float]] = {}
-    for run in cell["runs"]:
-        if run["phase"] == "final":
-            scores.setdefault(run["method"], {})[run["seed"]] = run[metric]
-            seconds.setdefault(run["method"], []).append(run["train_seconds"])
-            dev.setdefault(run["method"], {})[run["seed"]] = run["eval"]
+    final = [run for run in cell["runs"] if run["phase"] == "final"]
+    for run in final:
+        scores.setdefault(run["method"], {})[run["seed"]] = run[metric]
+        seconds.setdefault(run["method"], []).append(run["train_seconds"])
+        dev.setdefault(run["method"], {})[run["seed"]] = run["eval"]
     methods = [m for m in METHOD_ORDER if m in scores]
     ablations = [method for method in scores if method not in METHOD_ORDER and "wcord+kd" in scores]
     return {
@@ -199,8 +204,8 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
         },
         "minutes": sum(run["train_seconds"] for run in cell["runs"]) / 60,
         "train_seconds": {m: statistics.fmean(seconds[m]) for m in methods},
-        "collapsed": collapsed_runs([run for run in cell["runs"] if run["phase"] == "final"]),
-        "teachers": teacher_runs([run for run in cell["runs"] if run["phase"] == "final"]),
+        "collapsed": collapsed_runs(final),
+        "teachers": teacher_runs(final),
     }
 
 
@@ -300,7 +305,7 @@ def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -
     chances = []
     for cell in points:
         difference = cell["summary"]["differences"].get("wcord+kd - kd")
-        if cell.get("steps_multiple", 1) == 1 and difference is not None:
+        if standard_budget(cell) and difference is not None:
             chances.append((f"{curve_name(cell)} {cell['train_examples']:,}", chance_to_clear(difference, margin)))
     if not chances:
         return []
