@@ -117,3 +117,20 @@ def test_each_trained_run_and_invocation_records_its_teacher_and_a_reused_run_ke
     assert [invocation["teacher_fingerprint"] for invocation in cell["invocations"]] == ["first", "second"]
     assert runs[0]["teacher_fingerprint"] == "first" and runs[0]["eval"] == 0.6
     assert runs[1]["teacher_fingerprint"] == "second"
+
+
+def test_a_retrained_teacher_keeps_the_files_earlier_teacher_once(tmp_path):
+    path = str(tmp_path / "cell.json")
+    first = {"defaults": NEW, "arguments": [], "teacher": {"eval": 0.85, "fingerprint": "first"}}
+    CellRecorder(path, first, resume=True).save(minutes=1.0)
+    second = {**first, "teacher": {"eval": 0.86, "fingerprint": "second"}}
+    for header in (second, second, first):
+        CellRecorder(path, header, resume=True).save(minutes=1.0)
+        with open(path) as handle:
+            cell = json.load(handle)
+    # After first -> second -> second -> first: the file's teacher is the first again, and the second is kept once.
+    assert cell["teacher"]["fingerprint"] == "first"
+    assert cell["earlier_teachers"] == [{"eval": 0.86, "fingerprint": "second"}]
+    CellRecorder(path, first, resume=False).save()
+    with open(path) as handle:
+        assert "earlier_teachers" not in json.load(handle)

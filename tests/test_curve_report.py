@@ -135,3 +135,18 @@ def test_a_point_whose_runs_learned_from_two_teachers_is_named():
     for run in single["runs"]:
         run["teacher_fingerprint"] = "a" * 64
     assert mixed_teacher_lines([{**single, "summary": summarise_point(single)}]) == []
+
+
+def test_runs_that_predate_the_teacher_record_are_named_beside_recorded_ones_with_the_files_earlier_teacher():
+    point = cell()
+    for run in point["runs"]:
+        if run["seed"] == 3:
+            run["teacher_fingerprint"] = "a" * 64
+    point["earlier_teachers"] = [{"eval": 0.85, "fingerprint": "c" * 64}]
+    point["summary"] = summarise_point(point)
+    (text,) = mixed_teacher_lines([point])[1:]
+    assert f"{'a' * 12}: kd (seed 3), crd+kd (seed 3), wcord+kd (seed 3)" in text
+    assert "not recorded: kd (seed 0)" in text
+    assert f"(the file's earlier teachers: {'c' * 12} (0.8500))" in text
+    unrecorded = cell()
+    assert mixed_teacher_lines([{**unrecorded, "summary": summarise_point(unrecorded)}]) == []

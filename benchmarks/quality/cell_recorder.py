@@ -47,7 +47,8 @@ class CellRecorder:
     the file's, the earlier runs are rebased onto the new ones; a final run whose rebased settings are no longer its
     method's (`expected_settings(method)`, None where a method's settings are tuned) moves to `superseded_runs`,
     which the reports do not read, and the method runs again. Each run trained records the fingerprint of the header's
-    teacher."""
+    teacher; when the header's teacher is not the file's (retrained on another machine), the file's is kept under
+    `earlier_teachers`, for the runs that predate the per-run record."""
 
     def __init__(
         self,
@@ -62,10 +63,12 @@ class CellRecorder:
         self.previous: list[dict[str, Any]] = []
         self.superseded: list[dict[str, Any]] = []
         self.invocations: list[dict[str, Any]] = []
+        self.earlier_teachers: list[dict[str, Any]] = []
         if resume and os.path.isfile(path):
             with open(path) as handle:
                 previous = json.load(handle)
             self.invocations = previous.get("invocations", [])
+            self.earlier_teachers = earlier_teachers(previous, header)
             self.superseded = previous.get("superseded_runs", [])
             old, new = previous.get("defaults"), header.get("defaults")
             if old is not None and new is not None:
@@ -108,10 +111,8 @@ class CellRecorder:
     def provenance(self) -> dict[str, Any]:
         """What a run trained now records of where its inputs came from: the fingerprint of the teacher it learned
         from (teachers are retrained on each machine, so a cell's runs can span several)."""
-        teacher = self.header.get("teacher")
-        if isinstance(teacher, dict) and "fingerprint" in teacher:
-            return {"teacher_fingerprint": teacher["fingerprint"]}
-        return {}
+        name = fingerprint(self.header.get("teacher"))
+        return {} if name is None else {"teacher_fingerprint": name}
 
     def save(self, minutes: float | None = None) -> None:
         """Write the cell; with `minutes`, record this invocation (its arguments, minutes and teacher) as finished."""
@@ -120,8 +121,26 @@ class CellRecorder:
         # Earlier runs that this invocation did not ask for (another method subset) are kept.
         kept = [record for record in self.previous if record not in self.runs]
         payload = {**self.header, "runs": self.runs + kept, "invocations": self.invocations}
+        if self.earlier_teachers:
+            payload["earlier_teachers"] = self.earlier_teachers
         if self.superseded:
             payload["superseded_runs"] = self.superseded
         with open(f"{self.path}.partial", "w") as handle:
             json.dump(payload, handle, indent=2)
         os.replace(f"{self.path}.partial", self.path)
+
+
+def earlier_teachers(previous: dict[str, Any], header: dict[str, Any]) -> list[dict[str, Any]]:
+    """The teachers a cell's file names that are not the new header's: its own `earlier_teachers` and its header's
+    teacher, each once (by fingerprint)."""
+    current = fingerprint(header.get("teacher"))
+    kept: list[dict[str, Any]] = []
+    for teacher in [*previous.get("earlier_teachers", []), previous.get("teacher")]:
+        name = fingerprint(teacher)
+        if name is not None and name != current and name not in {fingerprint(other) for other in kept}:
+            kept.append(teacher)
+    return kept
+
+
+def fingerprint(teacher: Any) -> str | None:
+    return teacher.get("fingerprint") if isinstance(teacher, dict) else None

@@ -209,14 +209,19 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+UNRECORDED = "not recorded"
+
+
 def teacher_runs(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The runs under each teacher fingerprint they recorded (the first 12 hex digits), where they recorded one; CE
-    runs, which never read the teacher, left out."""
+    """The runs under each teacher fingerprint they recorded (the first 12 hex digits), and, beside them, those that
+    predate the per-run record under "not recorded"; CE runs, which never read the teacher, left out. Empty where no
+    run recorded its teacher."""
     teachers: dict[str, list[str]] = {}
     for run in runs:
-        if "teacher_fingerprint" in run and run["method"] != "ce":
-            teachers.setdefault(run["teacher_fingerprint"][:12], []).append(f"{run['method']} (seed {run['seed']})")
-    return teachers
+        if run["method"] != "ce":
+            name = run["teacher_fingerprint"][:12] if "teacher_fingerprint" in run else UNRECORDED
+            teachers.setdefault(name, []).append(f"{run['method']} (seed {run['seed']})")
+    return {} if list(teachers) == [UNRECORDED] else teachers
 
 
 def format_difference(difference: dict[str, Any] | None) -> str:
@@ -290,12 +295,23 @@ def mixed_teacher_lines(points: list[dict[str, Any]]) -> list[str]:
     mixed = [
         f"{curve_name(cell)} {cell['train_examples']:,}: "
         + "; ".join(f"{fingerprint}: {', '.join(runs)}" for fingerprint, runs in cell["summary"]["teachers"].items())
+        + earlier_teachers_note(cell)
         for cell in points
         if len(cell["summary"]["teachers"]) > 1
     ]
     if not mixed:
         return []
-    return ["", "Points whose runs learned from more than one teacher (by fingerprint): " + " | ".join(mixed) + "."]
+    return [
+        "",
+        "Points whose runs learned from more than one teacher, or whose earlier runs did not record theirs (by "
+        "fingerprint): " + " | ".join(mixed) + ".",
+    ]
+
+
+def earlier_teachers_note(cell: dict[str, Any]) -> str:
+    """The teachers the cell's file named before its current one (the teachers of runs that did not record theirs)."""
+    earlier = [f"{each['fingerprint'][:12]} ({each['eval']:.4f})" for each in cell.get("earlier_teachers", [])]
+    return f" (the file's earlier teachers: {', '.join(earlier)})" if earlier else ""
 
 
 def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -> list[str]:
