@@ -17,6 +17,7 @@ from curve_report import (  # noqa: E402
     paired_difference,
     pooled_difference,
     pooled_differences,
+    seeds_to_clear_all,
     summarise_point,
 )
 
@@ -150,3 +151,19 @@ def test_runs_that_predate_the_teacher_record_are_named_beside_recorded_ones_wit
     assert f"(the file's earlier teachers: {'c' * 12} (0.8500))" in text
     unrecorded = cell()
     assert mixed_teacher_lines([{**unrecorded, "summary": summarise_point(unrecorded)}]) == []
+
+
+def test_seeds_to_clear_every_point_is_the_fewest_that_reach_the_target():
+    from scipy import stats
+
+    # Per-seed spreads 0.6 and 1.2 points (SE 0.3 over 4 seeds, 0.6 over 4).
+    points = [{"mean": 0.0, "standard_error": 0.3, "seeds": 4}, {"mean": 0.0, "standard_error": 0.6, "seeds": 4}]
+
+    def chance(seeds):
+        return math.prod(stats.t.cdf(0.3 * math.sqrt(seeds) / sd, seeds - 1) for sd in (0.6, 1.2))
+
+    needed = seeds_to_clear_all(points, margin=0.3, target=0.8)
+    assert chance(needed) >= 0.8 > chance(needed - 1)
+    assert needed == 16
+    assert seeds_to_clear_all(points[:1], margin=0.3, target=0.8) < needed
+    assert seeds_to_clear_all(points, margin=0.3, target=0.8, most=10) is None

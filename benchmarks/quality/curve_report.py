@@ -61,6 +61,34 @@ def chance_to_clear(difference: dict[str, Any], margin: float) -> float:
     return float(stats.t.cdf(margin / difference["standard_error"], difference["seeds"] - 1))
 
 
+def seeds_to_clear_all(
+    differences: list[dict[str, Any]], margin: float, target: float = 0.8, most: int = 1_000_000
+) -> int | None:
+    r"""The fewest seeds n, the same at every point, with which a method equal to the baseline in expectation would
+    clear the margin at every point with probability `target`, each point's per-seed spread being the one seen
+    (sd_p = SE_p sqrt(n_p)):
+
+        prod_p F_t(margin sqrt(n) / sd_p; n - 1) >= target
+
+    The product grows with n (a larger argument and more degrees of freedom), so a bisection finds it. None if
+    `most` seeds do not reach it."""
+    from scipy import stats
+
+    spreads = [difference["standard_error"] * math.sqrt(difference["seeds"]) for difference in differences]
+
+    def reaches(seeds: int) -> bool:
+        chances = [1.0 if sd == 0 else stats.t.cdf(margin * math.sqrt(seeds) / sd, seeds - 1) for sd in spreads]
+        return math.prod(chances) >= target
+
+    if not reaches(most):
+        return None
+    low, high = 2, most
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle + 1, high)
+    return low
+
+
 def standard_budget(cell: dict[str, Any]) -> bool:
     """Whether a point runs its curve's own step budget (not a multiple of it)."""
     return cell.get("steps_multiple", 1) == 1
@@ -318,21 +346,25 @@ def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -
     """How much of "WCoRD + KD >= KD - margin" the noise decides: for each standard-budget point, the chance that a
     method equal to KD in expectation clears the margin ([`chance_to_clear`], with WCoRD + KD - KD's spread), their
     sum (the points it would be expected to clear) and their product (the chance of clearing every one)."""
-    chances = []
+    chances, differences = [], []
     for cell in points:
         difference = cell["summary"]["differences"].get("wcord+kd - kd")
         if standard_budget(cell) and difference is not None:
             chances.append((f"{curve_name(cell)} {cell['train_examples']:,}", chance_to_clear(difference, margin)))
+            differences.append(difference)
     if not chances:
         return []
     listed = ", ".join(f"{name} {chance:.2f}" for name, chance in chances)
+    needed = seeds_to_clear_all(differences, margin)
     return [
         "",
         f"What the noise decides: were WCoRD + KD exactly KD in expectation, a standard-budget point's paired mean "
         f"would clear KD - {margin:g} with probability F_t({margin:g} / SE; seeds - 1), SE being the standard error "
         f"of that point's WCoRD + KD - KD differences: {listed}. Such a method would be expected to clear "
         f"{sum(chance for _, chance in chances):.1f} of the {len(chances)} points, and all of them with probability "
-        f"{math.prod(chance for _, chance in chances):.3f}.",
+        f"{math.prod(chance for _, chance in chances):.3f}. To clear all of them with probability 0.8, with each "
+        "point's per-seed spread as seen, it would need "
+        + (f"{needed:,} seeds at every point." if needed is not None else "more than a million seeds at every point."),
     ]
 
 
