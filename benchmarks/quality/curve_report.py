@@ -240,15 +240,15 @@ def summarise_point(cell: dict[str, Any]) -> dict[str, Any]:
 UNRECORDED = "not recorded"
 
 
-def teacher_runs(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The runs under each teacher fingerprint they recorded (the first 12 hex digits), and, beside them, those that
-    predate the per-run record under "not recorded"; CE runs, which never read the teacher, left out. Empty where no
-    run recorded its teacher."""
-    teachers: dict[str, list[str]] = {}
+def teacher_runs(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The seeds of the runs under each teacher fingerprint they recorded (the first 12 hex digits, one entry per
+    run), and, beside them, those of the runs that predate the per-run record under "not recorded"; CE runs, which
+    never read the teacher, left out. Empty where no run recorded its teacher."""
+    teachers: dict[str, list[int]] = {}
     for run in runs:
         if run["method"] != "ce":
             name = run["teacher_fingerprint"][:12] if "teacher_fingerprint" in run else UNRECORDED
-            teachers.setdefault(name, []).append(f"{run['method']} (seed {run['seed']})")
+            teachers.setdefault(name, []).append(run["seed"])
     return {} if list(teachers) == [UNRECORDED] else teachers
 
 
@@ -322,7 +322,10 @@ def mixed_teacher_lines(points: list[dict[str, Any]]) -> list[str]:
     """The points whose runs recorded more than one teacher: their pairs are not all under one teacher."""
     mixed = [
         f"{curve_name(cell)} {cell['train_examples']:,}: "
-        + "; ".join(f"{fingerprint}: {', '.join(runs)}" for fingerprint, runs in cell["summary"]["teachers"].items())
+        + "; ".join(
+            f"{fingerprint}: {len(seeds)} runs, seeds {', '.join(str(seed) for seed in sorted(set(seeds)))}"
+            for fingerprint, seeds in cell["summary"]["teachers"].items()
+        )
         + earlier_teachers_note(cell)
         for cell in points
         if len(cell["summary"]["teachers"]) > 1
