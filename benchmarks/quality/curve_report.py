@@ -319,7 +319,8 @@ def collapse_lines(points: list[dict[str, Any]]) -> list[str]:
 
 
 def mixed_teacher_lines(points: list[dict[str, Any]]) -> list[str]:
-    """The points whose runs recorded more than one teacher: their pairs are not all under one teacher."""
+    """The points whose runs recorded more than one teacher, or whose earlier runs recorded none beside later runs
+    that did: their pairs are not all under one teacher, or not known to be."""
     mixed = [
         f"{curve_name(cell)} {cell['train_examples']:,}: "
         + "; ".join(
@@ -348,7 +349,8 @@ def earlier_teachers_note(cell: dict[str, Any]) -> str:
 def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -> list[str]:
     """How much of "WCoRD + KD >= KD - margin" the noise decides: for each standard-budget point, the chance that a
     method equal to KD in expectation clears the margin ([`chance_to_clear`], with WCoRD + KD - KD's spread), their
-    sum (the points it would be expected to clear) and their product (the chance of clearing every one)."""
+    sum (the points it would be expected to clear), their product (the chance of clearing every one) and the seeds
+    per point it would need to clear every one with probability 0.8 ([`seeds_to_clear_all`])."""
     chances, differences = [], []
     for cell in points:
         difference = cell["summary"]["differences"].get("wcord+kd - kd")
