@@ -72,12 +72,12 @@ def seeds_to_clear_all(
 
     The product grows with n (a larger argument and more degrees of freedom), so a bisection finds it. None if
     `most` seeds do not reach it."""
-    from scipy import stats
-
     spreads = [difference["standard_error"] * math.sqrt(difference["seeds"]) for difference in differences]
 
     def reaches(seeds: int) -> bool:
-        chances = [1.0 if sd == 0 else stats.t.cdf(margin * math.sqrt(seeds) / sd, seeds - 1) for sd in spreads]
+        chances = [
+            chance_to_clear({"standard_error": sd / math.sqrt(seeds), "seeds": seeds}, margin) for sd in spreads
+        ]
         return math.prod(chances) >= target
 
     if not reaches(most):
