@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "
 from curve_report import (  # noqa: E402
     ablation_lines,
     chance_to_clear,
+    chance_to_clear_all,
     mixed_teacher_lines,
     noise_floor_lines,
     paired_difference,
@@ -96,6 +97,20 @@ def test_the_noise_floor_is_the_t_chance_of_a_no_better_method_clearing_the_marg
     # Only the standard-budget point counts: one point, expected to be cleared with its own chance.
     assert f"layers3 1,000 {closed_form:.2f}." in text
     assert f"clear {closed_form:.1f} of the 1 points, and all of them with probability {closed_form:.3f}." in text
+    # A method 0.5 points better clears KD - 0.3 with F_t(0.8 / 0.25; 3); one 1 point better with F_t(1.3 / 0.25; 3).
+    better = [0.5 + (math.atan(x / math.sqrt(3)) + (x / math.sqrt(3)) / (1 + x * x / 3)) / math.pi for x in (3.2, 5.2)]
+    assert f"probability: 0.5 points above, {better[0]:.3f}; 1 points above, {better[1]:.3f}." in text
+
+
+def test_a_better_method_clears_more_often_and_all_points_at_once_is_the_product_of_their_chances():
+    difference = {"mean": 0.0, "standard_error": 0.4, "seeds": 5}
+    assert chance_to_clear(difference, 0.3, advantage=0.5) == pytest.approx(chance_to_clear(difference, 0.8))
+    assert chance_to_clear(difference, 0.3, advantage=-0.3) == pytest.approx(0.5)
+    assert chance_to_clear({**difference, "standard_error": 0.0}, 0.3, advantage=-0.5) == 0.0
+    other = {"mean": 0.0, "standard_error": 1.0, "seeds": 8}
+    both = chance_to_clear_all([difference, other], 0.3, advantage=1.0)
+    assert both == pytest.approx(chance_to_clear(difference, 1.3) * chance_to_clear(other, 1.3))
+    assert both < chance_to_clear(difference, 1.3)
 
 
 def test_points_pool_as_the_mean_of_their_means_with_their_variances_added():
