@@ -99,7 +99,7 @@ def test_the_noise_floor_is_the_t_chance_of_a_no_better_method_clearing_the_marg
     assert f"clear {closed_form:.1f} of the 1 points, and all of them with probability {closed_form:.3f}." in text
     # A method 0.5 points better clears KD - 0.3 with F_t(0.8 / 0.25; 3); one 1 point better with F_t(1.3 / 0.25; 3).
     better = [0.5 + (math.atan(x / math.sqrt(3)) + (x / math.sqrt(3)) / (1 + x * x / 3)) / math.pi for x in (3.2, 5.2)]
-    assert f"probability: 0.5 points above, {better[0]:.3f}; 1 points above, {better[1]:.3f}." in text
+    assert f"probability, by 0.5 pt, {better[0]:.3f}; by 1 pt, {better[1]:.3f}." in text
 
 
 def test_a_better_method_clears_more_often_and_all_points_at_once_is_the_product_of_their_chances():

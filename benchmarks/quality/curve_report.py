@@ -370,8 +370,7 @@ def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -
     listed = ", ".join(f"{name} {chance:.2f}" for name, chance in chances)
     needed = seeds_to_clear_all(differences, margin)
     better = "; ".join(
-        f"{advantage:g} points above, {chance_to_clear_all(differences, margin, advantage):.3f}"
-        for advantage in ADVANTAGES
+        f"by {advantage:g} pt, {chance_to_clear_all(differences, margin, advantage):.3f}" for advantage in ADVANTAGES
     )
     return [
         "",
@@ -382,7 +381,7 @@ def noise_floor_lines(points: list[dict[str, Any]], margin: float = KD_MARGIN) -
         f"{chance_to_clear_all(differences, margin):.3f}. To clear all of them with probability 0.8, with each "
         "point's per-seed spread as seen, it would need "
         + (f"{needed:,} seeds at every point." if needed is not None else "more than a million seeds at every point.")
-        + " A method truly better than KD at every point, at these seeds, would clear all of them with probability: "
+        + " A method truly better than KD at every point, at these seeds, would clear all of them with probability, "
         f"{better}.",
     ]
 
