@@ -16,6 +16,8 @@ from curve_report import (  # noqa: E402
     mixed_teacher_lines,
     noise_floor_lines,
     paired_difference,
+    pooled_ablation_lines,
+    pooled_ablations,
     pooled_difference,
     pooled_differences,
     seeds_to_clear_all,
@@ -180,3 +182,29 @@ def test_seeds_to_clear_every_point_is_the_fewest_that_reach_the_target():
     assert needed == 16
     assert seeds_to_clear_all(points[:1], margin=0.3, target=0.8) < needed
     assert seeds_to_clear_all(points, margin=0.3, target=0.8, most=10) is None
+
+
+def test_an_ablation_run_at_every_standard_budget_point_is_pooled_over_them_and_one_run_at_some_is_not():
+    first = {**cell(), "steps_multiple": 1}
+    second = {**cell(), "steps_multiple": 1, "train_examples": 4000}
+    for run in second["runs"]:
+        if run["method"] == "wcord+kd, heavier":
+            run["pool"] -= 0.01
+    partial = {**cell(), "steps_multiple": 1, "train_examples": 2000}
+    partial["runs"] = [run for run in partial["runs"] if run["method"] != "wcord+kd, heavier"]
+    longer = cell()
+    points = [{**point, "summary": summarise_point(point)} for point in (first, second, longer)]
+    pooled = pooled_ablations(points)
+    entries = [point["summary"]["ablations"]["wcord+kd, heavier"] for point in points[:2]]
+    for key in ("defaults_minus_it", "it_minus_kd", "it_minus_crd+kd"):
+        alone = pooled_difference([entry[key] for entry in entries])
+        assert pooled["wcord+kd, heavier"][key]["mean"] == pytest.approx(alone["mean"])
+        assert pooled["wcord+kd, heavier"][key]["points"] == 2
+    # Its minus-KD differences: 4, 1, 4 points at the first point (mean 3), 3, 0, 3 at the second (mean 2).
+    assert pooled["wcord+kd, heavier"]["it_minus_kd"]["mean"] == pytest.approx((3.0 + 2.0) / 2)
+    (line,) = pooled_ablation_lines(pooled)[3:]
+    assert line.startswith("- wcord+kd, heavier: defaults minus it -")
+    assert "; it minus kd **+2.50 [+0.54, +4.46]** (2);" in line
+    with_partial = [{**point, "summary": summarise_point(point)} for point in (first, second, partial)]
+    assert pooled_ablations(with_partial) == {}
+    assert pooled_ablation_lines({}) == []

@@ -306,6 +306,7 @@ def markdown(points: list[dict[str, Any]], pooled: dict[str, dict[str, dict[str,
     lines += noise_floor_lines(points)
     lines += time_lines(points)
     lines += ablation_lines(points)
+    lines += pooled_ablation_lines(pooled_ablations(points))
     return "\n".join(lines)
 
 
@@ -406,6 +407,51 @@ def time_lines(points: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def pooled_ablations(points: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any] | None]]:
+    """For each ablation or variant that ran at every standard-budget point: its `ABLATION_KEYS` differences pooled
+    over those points ([`pooled_difference`], each point weighing the same)."""
+    standard = [cell for cell in points if standard_budget(cell)]
+    everywhere = [
+        method
+        for method in dict.fromkeys(name for cell in standard for name in cell["summary"]["ablations"])
+        if all(method in cell["summary"]["ablations"] for cell in standard)
+    ]
+    return {
+        method: {
+            key: pooled_difference(
+                [
+                    cell["summary"]["ablations"][method][key]
+                    for cell in standard
+                    if cell["summary"]["ablations"][method].get(key) is not None
+                ]
+            )
+            for key in ABLATION_KEYS
+        }
+        for method in everywhere
+    }
+
+
+def pooled_ablation_lines(pooled: dict[str, dict[str, dict[str, Any] | None]]) -> list[str]:
+    """One line per ablation that ran at every standard-budget point: its differences pooled over them."""
+    lines = []
+    for method, differences in pooled.items():
+        parts = [
+            f"{key.replace('_', ' ')} {format_difference(difference)} ({difference['points']})"
+            for key, difference in differences.items()
+            if difference is not None
+        ]
+        lines.append(f"- {method}: " + "; ".join(parts) + ".")
+    if not lines:
+        return []
+    return [
+        "",
+        "Across the standard-budget points, for each ablation run at every one of them (each point weighing the "
+        "same, as above; in brackets, how many points):",
+        "",
+        *lines,
+    ]
+
+
 def ablation_lines(points: list[dict[str, Any]]) -> list[str]:
     """`wcord+kd` (the defaults) minus each ablation or variant, paired, where a point ran them."""
     rows = []
@@ -481,6 +527,5 @@ def write_curve_report(output_dir: str) -> str:
     for cell in points:
         cell["summary"] = summarise_point(cell)
     pooled = pooled_differences(points)
-    return write_report_files(
-        output_dir, "curve", "points", points, markdown(points, pooled), plot, extra={"across_points": pooled}
-    )
+    extra = {"across_points": pooled, "ablations_across_points": pooled_ablations(points)}
+    return write_report_files(output_dir, "curve", "points", points, markdown(points, pooled), plot, extra=extra)
