@@ -266,7 +266,11 @@ def format_difference(difference: dict[str, Any] | None) -> str:
     return f"**{text}**" if difference["low"] > 0 or difference["high"] < 0 else text
 
 
-def markdown(points: list[dict[str, Any]], pooled: dict[str, dict[str, dict[str, Any] | None]]) -> str:
+def markdown(
+    points: list[dict[str, Any]],
+    pooled: dict[str, dict[str, dict[str, Any] | None]],
+    ablations_pooled: dict[str, dict[str, dict[str, Any] | None]],
+) -> str:
     lines = [
         "Accuracy (mean over seeds) and paired differences in points with their 95% t-interval (bold: the interval "
         "excludes 0). Headline split: Fashion-MNIST's 10,000 test images; for SST-2 the 5,000 held-out training-pool "
@@ -306,7 +310,7 @@ def markdown(points: list[dict[str, Any]], pooled: dict[str, dict[str, dict[str,
     lines += noise_floor_lines(points)
     lines += time_lines(points)
     lines += ablation_lines(points)
-    lines += pooled_ablation_lines(pooled_ablations(points))
+    lines += pooled_ablation_lines(ablations_pooled)
     return "\n".join(lines)
 
 
@@ -527,5 +531,7 @@ def write_curve_report(output_dir: str) -> str:
     for cell in points:
         cell["summary"] = summarise_point(cell)
     pooled = pooled_differences(points)
-    extra = {"across_points": pooled, "ablations_across_points": pooled_ablations(points)}
-    return write_report_files(output_dir, "curve", "points", points, markdown(points, pooled), plot, extra=extra)
+    ablations_pooled = pooled_ablations(points)
+    text = markdown(points, pooled, ablations_pooled)
+    extra = {"across_points": pooled, "ablations_across_points": ablations_pooled}
+    return write_report_files(output_dir, "curve", "points", points, text, plot, extra=extra)
